@@ -1,0 +1,135 @@
+"""``kedro airflow export``: the Kedro project command that writes DAG files.
+
+kedro-airflow registers a ``kedro airflow`` group too, and Kedro's CLI resolves ``kedro airflow``
+to whichever plugin it loads first. So that ``kedro airflow create`` and ``kedro airflow export``
+both keep working with both plugins installed, whatever that order, each group lends the other
+its commands: ours serves kedro-airflow's commands, and ``export`` is added to kedro-airflow's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from airflow_kedro_mlflow.errors import AirflowKedroError
+
+PIPELINE_HELP = "Pipeline to export; repeat for several. Default: __default__."
+
+
+class _AirflowGroup(click.Group):
+    """Our ``airflow`` group, extended with kedro-airflow's commands when it is installed."""
+
+    def _foreign(self) -> click.Group | None:
+        try:
+            from kedro_airflow.plugin import airflow_commands
+        except Exception:
+            return None
+        return airflow_commands if isinstance(airflow_commands, click.Group) else None
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        foreign = self._foreign()
+        names = set(super().list_commands(ctx))
+        if foreign is not None:
+            names |= set(foreign.list_commands(ctx))
+        return sorted(names)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        foreign = self._foreign()
+        if command is None and foreign is not None:
+            command = foreign.get_command(ctx, cmd_name)
+        return command
+
+
+@click.group(name="Airflow-Kedro-MLflow")
+def commands() -> None:
+    """Commands of airflow-kedro-mlflow."""
+
+
+@commands.group(name="airflow", cls=_AirflowGroup)
+def airflow_commands() -> None:
+    """Run Kedro pipelines on Airflow."""
+
+
+@airflow_commands.command(name="export")
+@click.option("-p", "--pipeline", "pipelines", multiple=True, help=PIPELINE_HELP)
+@click.option("--all", "export_all", is_flag=True, help="Export every registered pipeline.")
+@click.option("-e", "--env", default=None, help="Kedro configuration env the DAGs run with.")
+@click.option(
+    "-t",
+    "--target-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder the DAG files are written to. Default: dags/ next to the project.",
+)
+@click.option("--conf-source", default=None, help="Kedro configuration folder, if not conf/.")
+@click.option("--check", is_flag=True, help="Load the result in an Airflow DagBag; fail on errors.")
+@click.pass_obj
+def export(
+    metadata: Any,
+    pipelines: tuple[str, ...],
+    export_all: bool,
+    env: str | None,
+    target_dir: Path | None,
+    conf_source: str | None,
+    check: bool,
+) -> None:
+    """Write one Airflow DAG file per Kedro pipeline, one task per node."""
+    from airflow_kedro_mlflow.exporter import export_project
+
+    if export_all and pipelines:
+        raise click.UsageError("use either --pipeline or --all, not both")
+    project_path = Path(metadata.project_path)
+    target = target_dir or project_path / "dags"
+    try:
+        exported = export_project(
+            project_path,
+            target,
+            pipeline_names=list(pipelines) or (None if export_all else ["__default__"]),
+            env=env,
+            conf_source=conf_source,
+            check=check,
+        )
+    except AirflowKedroError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(format_report(exported))
+
+
+def format_report(exported: list[Any]) -> str:
+    """A table of the DAGs written, then each DAG's tasks and their upstream tasks."""
+    rows = [("DAG", "file", "tasks", "edges", "status")]
+    for item in exported:
+        manifest = item.compiled.manifest
+        rows.append(
+            (
+                manifest.dag_id,
+                str(item.path),
+                str(len(manifest.nodes)),
+                str(len(manifest.edges())),
+                "written" if item.changed else "unchanged",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    for item in exported:
+        manifest = item.compiled.manifest
+        by_name = {node.name: node for node in manifest.nodes}
+        lines += ["", f"{manifest.dag_id}:"]
+        for node in manifest.nodes:
+            after = ", ".join(by_name[parent].full_task_id for parent in node.upstream)
+            lines.append(f"  {node.full_task_id}" + (f"  <- {after}" if after else ""))
+    return "\n".join(lines)
+
+
+def _lend_export_to_kedro_airflow() -> None:
+    try:
+        from kedro_airflow.plugin import airflow_commands as foreign
+    except Exception:
+        return
+    if isinstance(foreign, click.Group) and "export" not in foreign.commands:
+        foreign.add_command(export)
+
+
+_lend_export_to_kedro_airflow()

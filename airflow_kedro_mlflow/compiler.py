@@ -1,0 +1,164 @@
+"""Compile a Kedro pipeline into a ``Manifest``.
+
+This is the only place that asks Kedro what a pipeline looks like; everything downstream (the
+renderer, the DAG file, the operators' wiring) works from the manifest alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from airflow_kedro_mlflow import config as airflow_config
+from airflow_kedro_mlflow.errors import ExportError
+from airflow_kedro_mlflow.ids import MAX_ID_LENGTH, dag_id_for, sanitize_id_part, short_hash
+from airflow_kedro_mlflow.kedro_project import bootstrap, conf_source_path, create_session
+from airflow_kedro_mlflow.manifest import DatasetSpec, Manifest, NodeSpec
+
+MEMORY_DATASET_TYPES = {
+    "kedro.io.memory_dataset.MemoryDataset",
+    "kedro.io.shared_memory_dataset.SharedMemoryDataset",
+}
+
+
+@dataclass(frozen=True)
+class CompiledPipeline:
+    """A manifest together with the settings the DAG is rendered with."""
+
+    manifest: Manifest
+    settings: airflow_config.PipelineSettings
+
+
+def compile_project(
+    project_path: Path,
+    pipeline_names: list[str] | None = None,
+    env: str | None = None,
+    conf_source: str | None = None,
+) -> list[CompiledPipeline]:
+    """Compile the named pipelines (default: every registered one) of a Kedro project."""
+    project_path = Path(project_path).resolve()
+    metadata = bootstrap(project_path)
+    from kedro import __version__ as kedro_version
+    from kedro.framework.project import pipelines
+
+    session = create_session(project_path, env=env, conf_source=conf_source, with_hooks=False)
+    context = session.load_context()
+    registered = dict(pipelines)
+    names = pipeline_names or sorted(registered)
+    unknown = [name for name in names if name not in registered]
+    if unknown:
+        raise ExportError(
+            f"unknown pipeline '{unknown[0]}' in project '{metadata.package_name}' "
+            f"(registered: {', '.join(sorted(registered)) or 'none'})"
+        )
+    conf_root = conf_source_path(project_path, conf_source)
+    compiled = []
+    for name in names:
+        settings = airflow_config.load_pipeline_settings(
+            context.config_loader, conf_root, env, name
+        )
+        manifest = compile_pipeline(
+            registered[name],
+            catalog=context.catalog,
+            package_name=metadata.package_name,
+            project_name=metadata.project_name,
+            pipeline_name=name,
+            env=env,
+            kedro_version=kedro_version,
+            dag_id=settings.dag_id,
+        )
+        compiled.append(CompiledPipeline(manifest, settings))
+    return compiled
+
+
+def compile_pipeline(
+    pipeline: Any,
+    *,
+    catalog: Any,
+    package_name: str,
+    project_name: str,
+    pipeline_name: str,
+    env: str | None,
+    kedro_version: str,
+    dag_id: str | None = None,
+) -> Manifest:
+    """Describe one Kedro ``Pipeline`` with the datasets its ``catalog`` declares."""
+    if not pipeline.nodes:
+        raise ExportError(f"pipeline '{pipeline_name}' of '{package_name}' has no nodes")
+    dependencies = pipeline.node_dependencies
+    nodes = []
+    for node in pipeline.nodes:  # Kedro returns them in topological order
+        group, task_id = _task_id(node.name, node.namespace)
+        nodes.append(
+            NodeSpec(
+                name=node.name,
+                task_id=task_id,
+                group=group,
+                func=_qualified_name(node.func),
+                inputs=tuple(node.inputs),
+                outputs=tuple(node.outputs),
+                upstream=tuple(sorted(parent.name for parent in dependencies[node])),
+                tags=tuple(sorted(node.tags)),
+                namespace=node.namespace,
+            )
+        )
+    _check_unique_task_ids(nodes, pipeline_name)
+    datasets = {name: _dataset_spec(name, catalog) for name in sorted(pipeline.datasets())}
+    return Manifest(
+        package_name=package_name,
+        project_name=project_name,
+        pipeline_name=pipeline_name,
+        dag_id=dag_id or dag_id_for(package_name, pipeline_name),
+        env=env,
+        kedro_version=kedro_version,
+        nodes=tuple(nodes),
+        datasets=datasets,
+    )
+
+
+def _task_id(node_name: str, namespace: str | None) -> tuple[tuple[str, ...], str]:
+    """A node's TaskGroup path (from its namespace) and its id within that group."""
+    group: tuple[str, ...] = ()
+    local = node_name
+    if namespace and node_name.startswith(namespace + "."):
+        group = tuple(sanitize_id_part(part) for part in namespace.split("."))
+        local = node_name[len(namespace) + 1 :]
+    task_id = sanitize_id_part(local)
+    budget = MAX_ID_LENGTH - sum(len(g) + 1 for g in group)
+    if len(task_id) > budget:  # unnamed nodes are named after their whole signature
+        task_id = f"{task_id[: budget - 9]}_{short_hash(node_name)}"
+    return group, task_id
+
+
+def _check_unique_task_ids(nodes: list[NodeSpec], pipeline_name: str) -> None:
+    seen: dict[str, str] = {}
+    for node in nodes:
+        other = seen.setdefault(node.full_task_id, node.name)
+        if other != node.name:
+            raise ExportError(
+                f"nodes '{other}' and '{node.name}' of pipeline '{pipeline_name}' both map to "
+                f"Airflow task id '{node.full_task_id}': rename one of them"
+            )
+
+
+def _dataset_spec(name: str, catalog: Any) -> DatasetSpec:
+    if name == "parameters" or name.startswith("params:"):
+        return DatasetSpec(name=name, kind="parameter")
+    dataset_type = catalog.get_type(name)
+    if dataset_type is None or dataset_type in MEMORY_DATASET_TYPES:
+        return DatasetSpec(name=name, kind="memory", type=dataset_type)
+    config = catalog.config_resolver.resolve_pattern(name) or {}
+    return DatasetSpec(
+        name=name,
+        kind="persisted",
+        type=dataset_type,
+        versioned=bool(config.get("versioned", False)),
+    )
+
+
+def _qualified_name(func: Any) -> str:
+    inner = getattr(func, "func", func)  # functools.partial
+    module = getattr(inner, "__module__", None) or "?"
+    name = getattr(inner, "__qualname__", None) or type(inner).__name__
+    return f"{module}.{name}"

@@ -1,0 +1,21 @@
+"""Errors a user can act on.
+
+Each carries a one-line message that names the file, key, pipeline or node at fault, so the CLI can
+print it without a traceback and a task log shows the cause at its last line.
+"""
+
+
+class AirflowKedroError(Exception):
+    """Base class for errors of this package that are the user's to fix."""
+
+
+class ExportError(AirflowKedroError):
+    """A Kedro pipeline cannot be exported to an Airflow DAG."""
+
+
+class ConfigError(AirflowKedroError):
+    """A configuration file or key is missing or malformed."""
+
+
+class ProjectNotFoundError(AirflowKedroError):
+    """The Kedro project an exported DAG refers to cannot be found on this machine."""

@@ -1,0 +1,106 @@
+"""Export Kedro pipelines as DAG files: compile, render, check, then write all-or-nothing.
+
+Every DAG file is first written to a scratch folder (and, with ``check``, loaded by a real Airflow
+``DagBag`` there); only when all of them are good are they moved into the target folder, so a
+failed export never leaves a partial or broken file where the scheduler would pick it up.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from airflow_kedro_mlflow.compiler import CompiledPipeline, compile_project
+from airflow_kedro_mlflow.errors import ExportError
+from airflow_kedro_mlflow.renderer import render_dag
+
+
+@dataclass(frozen=True)
+class ExportedDag:
+    compiled: CompiledPipeline
+    path: Path
+    changed: bool
+
+
+def export_project(
+    project_path: Path,
+    target_dir: Path,
+    pipeline_names: list[str] | None = None,
+    env: str | None = None,
+    conf_source: str | None = None,
+    check: bool = False,
+) -> list[ExportedDag]:
+    project_path = Path(project_path).resolve()
+    target_dir = Path(target_dir).resolve()
+    compiled = compile_project(project_path, pipeline_names, env, conf_source)
+    _check_distinct_dag_ids(compiled)
+    project_from_dags = os.path.relpath(project_path, target_dir)
+    conf_from_project = _relative_conf_source(project_path, conf_source)
+    sources = {
+        f"{item.manifest.dag_id}.py": (
+            item,
+            render_dag(item.manifest, project_from_dags, conf_from_project),
+        )
+        for item in compiled
+    }
+    _ensure_writable(target_dir)
+    with tempfile.TemporaryDirectory(prefix=".export-", dir=target_dir) as scratch:
+        for name, (_, source) in sources.items():
+            (Path(scratch) / name).write_text(source)
+        if check:
+            check_dag_files(Path(scratch), expected={i.manifest.dag_id for i in compiled})
+        exported = []
+        for name, (item, source) in sources.items():
+            destination = target_dir / name
+            changed = not destination.is_file() or destination.read_text() != source
+            if changed:
+                os.replace(Path(scratch) / name, destination)
+            exported.append(ExportedDag(item, destination, changed))
+    return exported
+
+
+def check_dag_files(folder: Path, expected: set[str]) -> None:
+    """Load ``folder`` in a real Airflow DagBag; raise on any import error or missing DAG."""
+    os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(folder), safe_mode=False)
+    if bag.import_errors:
+        path, error = next(iter(bag.import_errors.items()))
+        raise ExportError(f"Airflow cannot import the exported {Path(path).name}: {error.strip()}")
+    missing = expected - set(bag.dag_ids)
+    if missing:
+        raise ExportError(f"Airflow found no DAG '{sorted(missing)[0]}' in the exported files")
+
+
+def _check_distinct_dag_ids(compiled: list[CompiledPipeline]) -> None:
+    seen: dict[str, str] = {}
+    for item in compiled:
+        other = seen.setdefault(item.manifest.dag_id, item.manifest.pipeline_name)
+        if other != item.manifest.pipeline_name:
+            raise ExportError(
+                f"pipelines '{other}' and '{item.manifest.pipeline_name}' both export to DAG id "
+                f"'{item.manifest.dag_id}': set a distinct dag_id for one in airflow.yml"
+            )
+
+
+def _ensure_writable(target_dir: Path) -> None:
+    try:
+        target_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f"cannot create target folder {target_dir}: {exc.strerror}") from exc
+    if not os.access(target_dir, os.W_OK | os.X_OK):
+        raise ExportError(f"target folder {target_dir} is not writable")
+
+
+def _relative_conf_source(project_path: Path, conf_source: str | None) -> str | None:
+    """Keep the DAG file free of the exporting machine's paths where the conf is in the project."""
+    if not conf_source:
+        return None
+    path = Path(conf_source).resolve()
+    try:
+        return path.relative_to(project_path).as_posix()
+    except ValueError:
+        return conf_source

@@ -1,0 +1,105 @@
+"""Open a Kedro project and session the way both the exporter and the tasks need it.
+
+Kedro configures process-wide logging when it is imported and again when a project is bootstrapped
+(``dictConfig`` with its own root handlers). Inside an Airflow task that would detach the root
+logger from Airflow's task log (and its secret masker), so the root logger's handlers and level are
+restored afterwards; Kedro's own loggers keep propagating into Airflow's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow_kedro_mlflow.errors import ConfigError, ExportError
+
+if TYPE_CHECKING:
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import ProjectMetadata
+
+
+@contextlib.contextmanager
+def keep_root_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
+def bootstrap(project_path: Path) -> ProjectMetadata:
+    """Make the project's package importable and its settings and pipelines active."""
+    # kedro-telemetry would otherwise ask for consent (blocking a task) or call home.
+    os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
+    with keep_root_logging():
+        from kedro.framework.startup import bootstrap_project
+
+        try:
+            return bootstrap_project(project_path)
+        except RuntimeError as exc:  # Kedro reports a missing/invalid pyproject.toml this way
+            raise ExportError(f"{project_path}: not a Kedro project ({exc})") from exc
+
+
+def conf_source_path(project_path: Path, conf_source: str | None) -> Path:
+    """The configuration folder: ``conf_source`` (relative to the project) or the project's own."""
+    if conf_source:
+        path = Path(conf_source)
+        return path if path.is_absolute() else project_path / path
+    from kedro.framework.project import settings
+
+    return project_path / settings.CONF_SOURCE
+
+
+def check_env(project_path: Path, env: str | None, conf_source: str | None) -> None:
+    """Fail early on an env with no folder: Kedro would silently run with base config only."""
+    if env is None:
+        return
+    conf = conf_source_path(project_path, conf_source)
+    if not (conf / env).is_dir():
+        available = sorted(p.name for p in conf.iterdir() if p.is_dir()) if conf.is_dir() else []
+        raise ConfigError(
+            f"unknown Kedro env '{env}': no folder {conf / env} "
+            f"(available: {', '.join(available) or 'none'})"
+        )
+
+
+def create_session(
+    project_path: Path,
+    *,
+    env: str | None,
+    conf_source: str | None,
+    save_version: str | None = None,
+    runtime_params: dict[str, Any] | None = None,
+    with_hooks: bool = True,
+) -> KedroSession:
+    """A Kedro session; with ``save_version``, every versioned dataset saves under that version.
+
+    Kedro uses the session id as the save version of a run, so pinning the id is how all tasks
+    of one DAG run write one version (see ``run_identity.save_version_for``). Without hooks, no
+    project or plugin hook runs: exporting must not start MLflow runs or touch data.
+    """
+    from kedro.framework.session import KedroSession
+
+    check_env(project_path, env, conf_source)
+    with keep_root_logging():
+        session = KedroSession.create(
+            project_path=project_path,
+            env=env,
+            conf_source=str(conf_source_path(project_path, conf_source)) if conf_source else None,
+            runtime_params=runtime_params,
+            save_on_close=False,
+        )
+    if not with_hooks:
+        from kedro.framework.hooks import _create_hook_manager
+
+        session._hook_manager = _create_hook_manager()
+    if save_version is not None:
+        session.session_id = save_version
+        session._store["session_id"] = save_version
+    return session

@@ -1,0 +1,120 @@
+"""The plain-data description of a Kedro pipeline that a DAG is rendered from.
+
+The manifest is the seam between Kedro (``compiler``, which needs the project importable) and
+Airflow (``renderer``, which needs nothing but this data). It holds everything the DAG file must
+state at parse time: task ids, groups, edges and, per task, which datasets cross a task boundary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+SCHEMA_VERSION = 1
+
+DatasetKind = Literal["parameter", "persisted", "memory"]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One dataset of the pipeline as the catalog of the exported env declares it."""
+
+    name: str
+    kind: DatasetKind
+    type: str | None = None
+    versioned: bool = False
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One Kedro node, which becomes one Airflow task."""
+
+    name: str
+    task_id: str
+    group: tuple[str, ...]
+    func: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    upstream: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    namespace: str | None = None
+
+    @property
+    def full_task_id(self) -> str:
+        """The task id Airflow shows, prefixed by its TaskGroups."""
+        return ".".join((*self.group, self.task_id))
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A compiled Kedro pipeline: nodes in topological order, datasets, and identities."""
+
+    package_name: str
+    project_name: str
+    pipeline_name: str
+    dag_id: str
+    env: str | None
+    kedro_version: str
+    nodes: tuple[NodeSpec, ...]
+    datasets: dict[str, DatasetSpec] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+    def node(self, name: str) -> NodeSpec:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+    def edges(self) -> list[tuple[str, str]]:
+        """(upstream task id, downstream task id) pairs, in a stable order."""
+        by_name = {node.name: node for node in self.nodes}
+        return [
+            (by_name[parent].full_task_id, node.full_task_id)
+            for node in self.nodes
+            for parent in node.upstream
+        ]
+
+    def _producers(self) -> dict[str, str]:
+        return {out: node.name for node in self.nodes for out in node.outputs}
+
+    def _consumers(self) -> dict[str, set[str]]:
+        consumers: dict[str, set[str]] = {}
+        for node in self.nodes:
+            for name in node.inputs:
+                consumers.setdefault(name, set()).add(node.name)
+        return consumers
+
+    def _is(self, name: str, kind: DatasetKind) -> bool:
+        spec = self.datasets.get(name)
+        return spec is not None and spec.kind == kind
+
+    def intermediate_inputs(self, node: NodeSpec) -> tuple[str, ...]:
+        """In-memory inputs produced by another task: loaded from the run's intermediate store."""
+        producers = self._producers()
+        return tuple(n for n in node.inputs if n in producers and self._is(n, "memory"))
+
+    def intermediate_outputs(self, node: NodeSpec) -> tuple[str, ...]:
+        """In-memory outputs consumed by another task: saved to the run's intermediate store."""
+        consumers = self._consumers()
+        return tuple(n for n in node.outputs if consumers.get(n) and self._is(n, "memory"))
+
+    def versioned_inputs(self, node: NodeSpec) -> tuple[str, ...]:
+        """Versioned inputs produced in the same DAG run: loaded at the run's save version."""
+        producers = self._producers()
+        return tuple(
+            n
+            for n in node.inputs
+            if n in producers and self._is(n, "persisted") and self.datasets[n].versioned
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        nodes = tuple(
+            NodeSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in node.items()})
+            for node in data["nodes"]
+        )
+        datasets = {name: DatasetSpec(**spec) for name, spec in data.get("datasets", {}).items()}
+        return cls(**{**data, "nodes": nodes, "datasets": datasets})

@@ -1,0 +1,97 @@
+"""Operators of exported DAGs: a start task, one task per Kedro node, and an end task.
+
+Imported by DAG files at parse time, so only ``airflow.sdk`` and light modules of this package are
+imported here; Kedro, fsspec and the project are imported inside ``execute``.
+
+The start task is a setup task and the end task its teardown: Airflow runs the end task whatever
+the nodes' outcome, ignores it when computing the DAG run's state (a failed node fails the run), and
+clears both along with any node task a user clears, so a rerun finishes the same DAG run properly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_kedro_mlflow.project_ref import KedroProject
+from airflow_kedro_mlflow.run_identity import RunIdentity
+
+__all__ = ["KedroNodeOperator", "KedroProject", "KedroRunEndOperator", "KedroRunStartOperator"]
+
+
+class _KedroProjectOperator(BaseOperator):
+    template_fields: Sequence[str] = ()
+
+    def __init__(self, *, project: KedroProject, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.project = project
+
+
+class KedroNodeOperator(_KedroProjectOperator):
+    """Runs one Kedro node in a Kedro session of the DAG run."""
+
+    ui_color = "#ffc900"
+
+    def __init__(
+        self,
+        *,
+        node_name: str,
+        intermediate_inputs: Sequence[str] = (),
+        intermediate_outputs: Sequence[str] = (),
+        versioned_inputs: Sequence[str] = (),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.node_name = node_name
+        self.intermediate_inputs = tuple(intermediate_inputs)
+        self.intermediate_outputs = tuple(intermediate_outputs)
+        self.versioned_inputs = tuple(versioned_inputs)
+
+    def execute(self, context: Any) -> None:
+        from airflow_kedro_mlflow.runtime.node_run import NodeTask, run_node
+
+        task = NodeTask(
+            node_name=self.node_name,
+            intermediate_inputs=self.intermediate_inputs,
+            intermediate_outputs=self.intermediate_outputs,
+            versioned_inputs=self.versioned_inputs,
+        )
+        run_node(self.project, task, RunIdentity.from_context(context), run_params(context))
+
+
+def run_params(context: Any) -> dict[str, Any]:
+    """The DAG run's conf, which tasks pass to Kedro as runtime parameters (like ``--params``)."""
+    conf = getattr(context["dag_run"], "conf", None) or {}
+    if not isinstance(conf, dict):
+        raise TypeError(f"DAG run conf must be a JSON object of Kedro parameters, got {conf!r}")
+    return conf
+
+
+class KedroRunStartOperator(_KedroProjectOperator):
+    """Checks the project is usable here before any node runs (setup task of the DAG)."""
+
+    ui_color = "#c7e9c0"
+
+    def execute(self, context: Any) -> None:
+        from airflow_kedro_mlflow.runtime.dag_run import start_run
+
+        start_run(self.project, RunIdentity.from_context(context), run_params(context))
+
+
+class KedroRunEndOperator(_KedroProjectOperator):
+    """Closes the DAG run: cleans up intermediate data when every node succeeded (teardown task)."""
+
+    ui_color = "#c7e9c0"
+
+    def execute(self, context: Any) -> None:
+        from airflow_kedro_mlflow.runtime.dag_run import finish_run
+
+        run = RunIdentity.from_context(context)
+        node_task_ids = {t.task_id for t in self.dag.tasks if isinstance(t, KedroNodeOperator)}
+        states = context["ti"].get_task_states(dag_id=run.dag_id, run_ids=[run.run_id])
+        run_states = states.get(run.run_id, {})
+        finish_run(
+            self.project, run, {task_id: run_states.get(task_id) for task_id in node_task_ids}
+        )

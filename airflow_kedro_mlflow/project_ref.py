@@ -1,0 +1,62 @@
+"""How an exported DAG file refers to its Kedro project without embedding a machine's paths.
+
+The DAG file records the project's path relative to the DAG file's own folder, which holds
+whenever ``dags/`` and the project are deployed side by side. Where they are not (a worker image
+with the project installed elsewhere), an Airflow Variable — or the equivalent environment variable
+``AIRFLOW_VAR_KEDRO_PROJECT_PATH_<PACKAGE>`` — says where it is. Resolution happens inside the task,
+never at parse time, so parsing stays free of metadata-DB calls. Light module: no Kedro imports.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from airflow_kedro_mlflow.errors import ProjectNotFoundError
+
+
+@dataclass(frozen=True)
+class KedroProject:
+    """The Kedro project, pipeline, env and conf source a DAG runs."""
+
+    package_name: str
+    pipeline: str
+    path: str
+    """The project root, relative to the folder of ``dag_file`` (or absolute)."""
+    dag_file: str
+    env: str | None = None
+    conf_source: str | None = None
+    """A conf folder relative to the project root (or absolute); ``None`` for the project's own."""
+
+    @property
+    def variable_name(self) -> str:
+        return f"kedro_project_path_{self.package_name}"
+
+    def locate(self) -> Path:
+        """The project root on this machine: the Airflow Variable if set, else the relative path."""
+        configured = _variable(self.variable_name)
+        if configured:
+            root, origin = Path(configured), f"Airflow Variable '{self.variable_name}'"
+        else:
+            root = Path(os.path.dirname(os.path.abspath(self.dag_file)), self.path)
+            origin = f"path '{self.path}' relative to {self.dag_file}"
+        root = root.resolve()
+        if not (root / "pyproject.toml").is_file():
+            raise ProjectNotFoundError(
+                f"Kedro project '{self.package_name}' not found at {root} (from {origin}): "
+                f"set the Airflow Variable '{self.variable_name}' to the project root"
+            )
+        return root
+
+
+def _variable(name: str) -> str | None:
+    env_value = os.environ.get(f"AIRFLOW_VAR_{name.upper()}")
+    if env_value:
+        return env_value
+    try:
+        from airflow.sdk import Variable
+
+        return Variable.get(name, default=None)
+    except Exception:  # outside a task (no supervisor to ask), or no such variable
+        return None

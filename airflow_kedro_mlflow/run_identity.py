@@ -1,0 +1,55 @@
+"""Who is running: the Airflow DAG run and task try a Kedro node executes for.
+
+Everything that must be equal across the tasks of one DAG run, and different between DAG runs, is
+derived here from the run's identity, never from the clock of the task's process: the Kedro save
+version and the intermediate store's prefix. Light module: no Kedro imports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from airflow_kedro_mlflow.ids import short_hash
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    dag_id: str
+    run_id: str
+    run_after: datetime
+    task_id: str = ""
+    try_number: int = 1
+    logical_date: datetime | None = None
+    run_type: str | None = None
+
+    @classmethod
+    def from_context(cls, context: Any) -> RunIdentity:
+        dag_run = context["dag_run"]
+        ti = context["ti"]
+        return cls(
+            dag_id=dag_run.dag_id,
+            run_id=dag_run.run_id,
+            run_after=dag_run.run_after,
+            task_id=ti.task_id,
+            try_number=getattr(ti, "try_number", 1) or 1,
+            logical_date=getattr(dag_run, "logical_date", None),
+            run_type=str(getattr(dag_run, "run_type", "") or "") or None,
+        )
+
+    @property
+    def save_version(self) -> str:
+        return save_version_for(self.run_after, self.dag_id, self.run_id)
+
+
+def save_version_for(run_after: datetime, dag_id: str, run_id: str) -> str:
+    """The Kedro save version shared by all tasks of one DAG run.
+
+    It starts with Kedro's own timestamp format (``2026-11-23T09.03.58.123Z``) so versions still
+    sort by time, and ends with a digest of the DAG and run ids so two runs triggered within the
+    same millisecond, or two DAGs of one project, never share a version.
+    """
+    moment = run_after.astimezone(timezone.utc)
+    stamp = moment.strftime("%Y-%m-%dT%H.%M.%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return f"{stamp}-{short_hash(f'{dag_id}/{run_id}', 6)}"

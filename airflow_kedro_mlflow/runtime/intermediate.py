@@ -1,0 +1,101 @@
+"""The run-scoped store for data that crosses a task boundary but that the catalog keeps in memory.
+
+In ``kedro run`` such datasets live in one process's memory; with one Airflow task per node they
+must outlive the producing task. Each DAG run gets its own prefix
+``<root>/<dag_id>/<run_id>/``, so concurrent runs never see each other's data, and the prefix is
+removed only when the run succeeded, so a failed task can be cleared and rerun from where it was.
+Objects are pickled, as Kedro's MemoryDataset would hold any Python object.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import fsspec
+from kedro.io import AbstractDataset, DatasetError
+
+from airflow_kedro_mlflow.ids import storage_key
+from airflow_kedro_mlflow.run_identity import RunIdentity
+
+
+class IntermediateStore:
+    """The intermediate data of one DAG run under an fsspec URL or a local directory."""
+
+    def __init__(self, root: str, run: RunIdentity, storage_options: dict[str, Any] | None = None):
+        self.fs, base = fsspec.core.url_to_fs(root, **(storage_options or {}))
+        self.protocol = root.split("://", 1)[0] + "://" if "://" in root else ""
+        self.run = run
+        self.prefix = "/".join(
+            [base.rstrip("/"), storage_key(run.dag_id), storage_key(run.run_id)]
+        )
+
+    @classmethod
+    def for_project(
+        cls, location: str, project_path: Path, run: RunIdentity, **storage_options: Any
+    ) -> IntermediateStore:
+        """Relative local locations are relative to the project root, like Kedro's filepaths."""
+        if "://" not in location and not Path(location).is_absolute():
+            location = str(project_path / location)
+        return cls(location, run, storage_options)
+
+    @property
+    def url(self) -> str:
+        return f"{self.protocol}{self.prefix}"
+
+    def path_for(self, dataset_name: str) -> str:
+        return f"{self.prefix}/{storage_key(dataset_name)}.pickle"
+
+    def dataset(self, dataset_name: str) -> IntermediateDataset:
+        return IntermediateDataset(self, dataset_name)
+
+    def list(self) -> list[str]:
+        """The dataset files this run holds (empty when the run's prefix does not exist)."""
+        if not self.fs.exists(self.prefix):
+            return []
+        return sorted(self.fs.find(self.prefix))
+
+    def remove(self) -> None:
+        """Remove everything of this run."""
+        if self.fs.exists(self.prefix):
+            self.fs.rm(self.prefix, recursive=True)
+
+
+class IntermediateDataset(AbstractDataset):
+    """A Kedro dataset stored in an ``IntermediateStore``, injected into a task's catalog."""
+
+    def __init__(self, store: IntermediateStore, name: str):
+        self._store = store
+        self._name = name
+        self._path = store.path_for(name)
+
+    def load(self) -> Any:
+        if not self._store.fs.exists(self._path):
+            raise DatasetError(
+                f"intermediate dataset '{self._name}' of DAG run '{self._store.run.run_id}' "
+                f"not found at {self._store.protocol}{self._path}: the task producing it must "
+                f"succeed in this DAG run first"
+            )
+        with self._store.fs.open(self._path, "rb") as stream:
+            return pickle.load(stream)  # noqa: S301 - written by this run's own tasks
+
+    def save(self, data: Any) -> None:
+        self._store.fs.makedirs(self._store.prefix, exist_ok=True)
+        try:
+            payload = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            raise DatasetError(
+                f"dataset '{self._name}' crosses an Airflow task boundary but cannot be pickled "
+                f"({exc}): declare it in the catalog with a dataset that can save it"
+            ) from exc
+        temporary = f"{self._path}.tmp"
+        with self._store.fs.open(temporary, "wb") as stream:
+            stream.write(payload)
+        self._store.fs.mv(temporary, self._path)
+
+    def _exists(self) -> bool:
+        return bool(self._store.fs.exists(self._path))
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": f"{self._store.protocol}{self._path}"}

@@ -1,0 +1,1 @@
+"""Modular pipelines of the Wine Classifier project."""

@@ -1,0 +1,5 @@
+"""Train and evaluate one classifier per namespace."""
+
+from .pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]

@@ -1,0 +1,101 @@
+"""Shared fixtures: an isolated Airflow home (SQLite), DAG export and DAG runs in subprocesses.
+
+The Airflow environment is set when this module is imported, before anything imports Airflow,
+because Airflow reads its configuration once, at import.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE_PROJECT = REPO / "examples" / "wine_classifier"
+AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="akm-airflow-home-"))
+DAGS_FOLDER = AIRFLOW_HOME / "dags"
+DAGS_FOLDER.mkdir()
+
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(AIRFLOW_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME}/airflow.db",
+        "KEDRO_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "1",
+    }
+)
+
+
+@dataclass
+class DagRunResult:
+    run_id: str
+    state: str
+    tasks: dict[str, str | None]
+    output: str
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(AIRFLOW_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """An Airflow metadata DB (SQLite), migrated once per test session."""
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    return AIRFLOW_HOME
+
+
+@pytest.fixture
+def workspace(request, tmp_path_factory) -> Path:
+    """A folder inside Airflow's DAGs folder (so ``dag.test()`` may run its DAGs), per test."""
+    name = request.node.name.replace("[", "_").replace("]", "")[:60]
+    folder = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=DAGS_FOLDER))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def example_project(workspace) -> Path:
+    """A copy of the example project, so runs never write into the repository."""
+    target = workspace / "project"
+    shutil.copytree(EXAMPLE_PROJECT, target, ignore=shutil.ignore_patterns("__pycache__"))
+    return target
+
+
+def run_kedro(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the ``kedro`` CLI of this environment in ``project``."""
+    kedro = Path(sys.executable).with_name("kedro")
+    result = subprocess.run(
+        [str(kedro), *args], cwd=project, capture_output=True, text=True, timeout=600
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"kedro {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def run_dag(dag_file: Path, dag_id: str, conf: dict | None = None) -> DagRunResult:
+    """``dag.test()`` of ``dag_id`` in a fresh interpreter; its final states."""
+    command = [sys.executable, str(REPO / "tests" / "dag_runner.py"), str(dag_file), dag_id]
+    if conf is not None:
+        command.append(json.dumps(conf))
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    output = result.stdout + result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith("DAG_RUN_RESULT ")]
+    if not lines:
+        raise AssertionError(f"dag.test() of {dag_id} did not finish:\n{output[-20000:]}")
+    data = json.loads(lines[-1].removeprefix("DAG_RUN_RESULT "))
+    return DagRunResult(output=output, **data)

@@ -1,0 +1,39 @@
+"""Run one DAG with ``dag.test()`` in a fresh process and print its outcome as JSON.
+
+Each run gets its own interpreter, as each Airflow task process would: no Kedro settings, imported
+project modules or MLflow state leak from one DAG run, or from the test process, into another.
+Usage: python dag_runner.py DAG_FILE DAG_ID [CONF_JSON]
+"""
+
+import json
+import sys
+
+
+def main() -> None:
+    dag_file, dag_id = sys.argv[1], sys.argv[2]
+    conf = json.loads(sys.argv[3]) if len(sys.argv) > 3 else None
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=dag_file, safe_mode=False)
+    if bag.import_errors:
+        raise SystemExit(f"import errors: {bag.import_errors}")
+    dag_run = bag.dags[dag_id].test(run_conf=conf)
+
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        tis = session.query(TaskInstance).filter_by(dag_id=dag_id, run_id=dag_run.run_id).all()
+        states = {ti.task_id: _text(ti.state) for ti in tis}
+    print(
+        "DAG_RUN_RESULT "
+        + json.dumps({"run_id": dag_run.run_id, "state": _text(dag_run.state), "tasks": states})
+    )
+
+
+def _text(state) -> str | None:
+    return None if state is None else str(getattr(state, "value", state))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Small Kedro projects written by the tests, for cases the example project must not contain
+(nodes that fail on purpose, colliding names, empty pipelines)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+RELAY_NODES = '''
+"""Nodes that pass plain Python objects to each other in memory."""
+
+from pathlib import Path
+
+
+def make_numbers(count: int) -> list[int]:
+    return list(range(count))
+
+
+def split_parity(numbers: list[int]) -> tuple[list[int], list[int]]:
+    return [n for n in numbers if n % 2 == 0], [n for n in numbers if n % 2]
+
+
+def summarize(evens: list[int], odds: list[int], fail: bool) -> dict:
+    if fail:
+        raise RuntimeError("planned failure in summarize")
+    return {"evens": sum(evens), "odds": sum(odds), "count": len(evens) + len(odds)}
+
+
+def report(summary: dict, fail_marker: str) -> dict:
+    if fail_marker and Path(fail_marker).exists():
+        raise RuntimeError(f"planned failure in report: {fail_marker} exists")
+    return {"total": summary["evens"] + summary["odds"], "count": summary["count"]}
+'''
+
+RELAY_REGISTRY = '''
+from kedro.pipeline import Pipeline, node
+
+from {package}.nodes import make_numbers, report, split_parity, summarize
+
+
+def register_pipelines():
+    relay = Pipeline(
+        [
+            node(make_numbers, "params:count", "numbers", name="make_numbers"),
+            node(split_parity, "numbers", ["evens", "odds"], name="split_parity"),
+            node(summarize, ["evens", "odds", "params:fail"], "summary", name="summarize"),
+            node(report, ["summary", "params:fail_marker"], "report", name="report"),
+        ]
+    )
+    return {{"__default__": relay, "relay": relay, "empty": Pipeline([])}}
+'''
+
+RELAY_CATALOG = {
+    "summary": {"type": "json.JSONDataset", "filepath": "data/summary.json", "versioned": True},
+    "report": {"type": "json.JSONDataset", "filepath": "data/report.json"},
+}
+RELAY_PARAMETERS = {"count": 10, "fail": False, "fail_marker": ""}
+
+
+def write_project(
+    root: Path,
+    package: str,
+    nodes_source: str,
+    registry_source: str,
+    catalog: dict[str, Any] | None = None,
+    parameters: dict[str, Any] | None = None,
+    extra_conf: dict[str, dict[str, Any]] | None = None,
+) -> Path:
+    """Write a minimal Kedro 1.x project at ``root/package`` and return its path."""
+    project = root / package
+    source = project / "src" / package
+    source.mkdir(parents=True)
+    (project / "conf" / "base").mkdir(parents=True)
+    (project / "conf" / "local").mkdir()
+    (project / "data").mkdir()
+    (project / ".telemetry").write_text("consent: false\n")
+    (project / "pyproject.toml").write_text(
+        textwrap.dedent(
+            f"""
+            [tool.kedro]
+            package_name = "{package}"
+            project_name = "{package}"
+            kedro_init_version = "1.7.0"
+            source_dir = "src"
+            """
+        )
+    )
+    (source / "__init__.py").write_text('__version__ = "0.1.0"\n')
+    (source / "settings.py").write_text('"""Default settings."""\n')
+    (source / "nodes.py").write_text(textwrap.dedent(nodes_source))
+    (source / "pipeline_registry.py").write_text(
+        textwrap.dedent(registry_source).format(package=package)
+    )
+    conf = {"catalog.yml": catalog or {}, "parameters.yml": parameters or {}, **(extra_conf or {})}
+    for name, content in conf.items():
+        (project / "conf" / "base" / name).write_text(yaml.safe_dump(content))
+    return project
+
+
+def relay_project(root: Path, package: str = "relay", **overrides: Any) -> Path:
+    """A four-node chain passing in-memory lists and dicts, with a versioned JSON in the middle."""
+    return write_project(
+        root,
+        package,
+        RELAY_NODES,
+        RELAY_REGISTRY,
+        catalog=overrides.pop("catalog", RELAY_CATALOG),
+        parameters=overrides.pop("parameters", RELAY_PARAMETERS),
+        **overrides,
+    )

@@ -1,0 +1,108 @@
+"""``kedro airflow export`` as a user runs it: what it writes, and its errors on bad input."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import run_kedro
+from kedro_projects import RELAY_NODES, relay_project, write_project
+
+COLLIDING_REGISTRY = '''
+from kedro.pipeline import Pipeline, node
+
+from {package}.nodes import make_numbers, split_parity
+
+
+def register_pipelines():
+    return {{"__default__": Pipeline([
+        node(make_numbers, "params:count", "numbers", name="make.numbers"),
+        node(split_parity, "numbers", ["evens", "odds"], name="make_numbers"),
+    ])}}
+'''
+
+
+@pytest.fixture
+def relay(tmp_path) -> Path:
+    return relay_project(tmp_path, package="relay_cli")
+
+
+def _assert_clean_failure(result, *fragments: str) -> None:
+    assert result.returncode != 0
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith("Error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in message, message
+    assert "Traceback" not in result.stderr
+
+
+def test_export_writes_dag_and_prints_table(relay, tmp_path):
+    target = tmp_path / "dags"
+    result = run_kedro(relay, "airflow", "export", "--target-dir", str(target), "--check")
+    assert sorted(os.listdir(target)) == ["relay_cli.py"]
+    assert "relay_cli" in result.stdout and "written" in result.stdout
+    assert "  report  <- summarize" in result.stdout
+    again = run_kedro(relay, "airflow", "export", "--target-dir", str(target))
+    assert "unchanged" in again.stdout
+
+
+def test_export_all_pipelines_names_dags_after_pipelines(relay, tmp_path):
+    # the registry's "empty" pipeline cannot be exported, so export the others by name
+    result = run_kedro(relay, "airflow", "export", "-p", "relay", "-p", "__default__",
+                       "--target-dir", str(tmp_path / "dags"))
+    assert sorted(os.listdir(tmp_path / "dags")) == ["relay_cli.py", "relay_cli__relay.py"]
+    assert "relay_cli__relay" in result.stdout
+
+
+def test_unknown_pipeline_is_named_and_nothing_is_written(relay, tmp_path):
+    result = run_kedro(relay, "airflow", "export", "-p", "nope", "--target-dir",
+                       str(tmp_path / "dags"), check=False)
+    _assert_clean_failure(result, "unknown pipeline 'nope'", "relay")
+    assert not (tmp_path / "dags").exists() or not os.listdir(tmp_path / "dags")
+
+
+def test_empty_pipeline_is_an_error(relay, tmp_path):
+    result = run_kedro(relay, "airflow", "export", "--all", "--target-dir",
+                       str(tmp_path / "dags"), check=False)
+    _assert_clean_failure(result, "pipeline 'empty'", "no nodes")
+    assert not (tmp_path / "dags").exists() or not os.listdir(tmp_path / "dags")
+
+
+def test_unknown_env_is_named(relay, tmp_path):
+    result = run_kedro(relay, "airflow", "export", "-e", "prod", "--target-dir",
+                       str(tmp_path / "dags"), check=False)
+    _assert_clean_failure(result, "unknown Kedro env 'prod'")
+
+
+def test_task_id_collision_names_both_nodes(tmp_path):
+    project = write_project(tmp_path, "collide", RELAY_NODES, COLLIDING_REGISTRY,
+                            parameters={"count": 3})
+    result = run_kedro(project, "airflow", "export", "--target-dir", str(tmp_path / "dags"),
+                       check=False)
+    _assert_clean_failure(result, "'make.numbers'", "'make_numbers'", "make_numbers")
+    assert not (tmp_path / "dags").exists() or not os.listdir(tmp_path / "dags")
+
+
+def test_unwritable_target_is_an_error(relay, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = run_kedro(relay, "airflow", "export", "--target-dir", str(blocker / "dags"),
+                       check=False)
+    _assert_clean_failure(result, str(blocker / "dags"))
+
+
+def test_invalid_airflow_yml_key_names_file_and_key(tmp_path):
+    project = relay_project(tmp_path, package="badconf",
+                            extra_conf={"airflow.yml": {"default": {"intermediate_stor": "x"}}})
+    result = run_kedro(project, "airflow", "export", "--target-dir", str(tmp_path / "dags"),
+                       check=False)
+    _assert_clean_failure(result, "airflow.yml", "default.intermediate_stor")
+
+
+def test_kedro_airflow_create_still_works_beside_export(relay, tmp_path):
+    listing = run_kedro(relay, "airflow", "--help")
+    assert "create" in listing.stdout and "export" in listing.stdout
+    run_kedro(relay, "airflow", "create", "--target-dir", str(tmp_path / "kedro_airflow_dags"))
+    assert list((tmp_path / "kedro_airflow_dags").glob("*.py"))

@@ -1,0 +1,87 @@
+"""Data passed in memory between Kedro nodes crosses Airflow task boundaries, per DAG run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import run_dag, run_kedro
+from kedro_projects import relay_project
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def relay(workspace) -> tuple[Path, Path]:
+    project = relay_project(workspace, package="relay")
+    run_kedro(project, "airflow", "export", "--target-dir", str(workspace / "dags"))
+    return project, workspace / "dags" / "relay.py"
+
+
+def _run_folders(project: Path) -> list[Path]:
+    root = project / "data" / "airflow_intermediate" / "relay"
+    return sorted(root.iterdir()) if root.exists() else []
+
+
+def _files(folder: Path) -> set[str]:
+    return {p.name for p in folder.rglob("*") if p.is_file()}
+
+
+def test_memory_datasets_cross_tasks_and_are_removed_after_success(relay):
+    project, dag_file = relay
+    result = run_dag(dag_file, "relay", conf={"count": 7})
+
+    assert result.state == "success", result.output[-5000:]
+    assert result.tasks == {
+        "kedro_run_start": "success",
+        "make_numbers": "success",
+        "split_parity": "success",
+        "summarize": "success",
+        "report": "success",
+        "kedro_run_end": "success",
+    }
+    assert json.loads((project / "data" / "report.json").read_text()) == {"total": 21, "count": 7}
+    assert all(not _files(folder) for folder in _run_folders(project))
+
+
+def test_failed_run_keeps_intermediate_data(relay):
+    project, dag_file = relay
+    result = run_dag(dag_file, "relay", conf={"fail": True})
+
+    assert result.state == "failed"
+    assert result.tasks["summarize"] == "failed"
+    assert result.tasks["report"] == "upstream_failed"
+    assert result.tasks["kedro_run_end"] == "success"
+    (folder,) = _run_folders(project)
+    assert _files(folder) == {"numbers.pickle", "evens.pickle", "odds.pickle"}
+    assert "planned failure in summarize" in result.output
+
+
+def test_runs_keep_separate_data_and_versions_and_a_rerun_reads_its_own(relay, tmp_path):
+    """Run A fails at its last task; run B then saves a newer version; A's task rerun reads A's."""
+    project, dag_file = relay
+    marker = tmp_path / "fail-report"
+    marker.touch()
+    run_a = run_dag(dag_file, "relay", conf={"count": 10, "fail_marker": str(marker)})
+    assert run_a.tasks["report"] == "failed"
+    marker.unlink()
+    run_b = run_dag(dag_file, "relay", conf={"count": 4, "fail_marker": str(marker)})
+    assert run_b.state == "success"
+
+    versions = sorted((project / "data" / "summary.json").iterdir())
+    assert len(versions) == 2, versions
+    assert json.loads((project / "data" / "report.json").read_text()) == {"total": 6, "count": 4}
+
+    rerun = subprocess.run(
+        [sys.executable, "-m", "airflow", "tasks", "test", "relay", "report", run_a.run_id],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    # Run A's report is computed from run A's summary version, not from run B's newer one.
+    assert json.loads((project / "data" / "report.json").read_text()) == {"total": 45, "count": 10}
+    (folder,) = _run_folders(project)  # only A's data is kept: A never finished
+    assert _files(folder) == {"numbers.pickle", "evens.pickle", "odds.pickle"}

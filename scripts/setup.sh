@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Create .venv and install this package with its test and example extras. Idempotent: a second
+# call installs nothing unless setup.cfg changed. Source it, or run it, from anywhere.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+python="${PYTHON:-python3}"
+venv="$repo/.venv"
+
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "error: Python >= 3.11 is required (found: $("$python" --version 2>&1)); set PYTHON=..." >&2
+  exit 1
+fi
+[[ -x "$venv/bin/python" ]] || "$python" -m venv "$venv"
+
+stamp="$venv/.airflow-kedro-mlflow-installed"
+wanted="$(cat "$repo/setup.cfg" "$repo/pyproject.toml" | sha256sum | cut -d' ' -f1)"
+if [[ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]]; then
+  echo "Installing airflow-kedro-mlflow and its dependencies into $venv (a few minutes the first time)..."
+  "$venv/bin/python" -m pip install --quiet --upgrade pip
+  "$venv/bin/python" -m pip install --quiet -e "$repo[test]"
+  echo "$wanted" > "$stamp"
+fi

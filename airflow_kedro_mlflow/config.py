@@ -70,26 +70,8 @@ def load_pipeline_settings(
     config_loader: Any, conf_source: str | Path, env: str | None, pipeline_name: str
 ) -> PipelineSettings:
     """Read ``airflow.yml`` through a Kedro config loader; defaults when the project has none."""
-    from kedro.config import MissingConfigException
+    from airflow_kedro_mlflow.kedro_project import describe_sources, read_config
 
-    config_loader.config_patterns.setdefault(CONFIG_KEY, CONFIG_PATTERNS)
-    source = describe_sources(conf_source, env)
-    try:
-        config = config_loader[CONFIG_KEY]
-    except MissingConfigException:
-        return PipelineSettings()
-    except Exception as exc:  # malformed YAML, duplicate keys, unresolvable interpolation
-        raise ConfigError(f"{source}: {exc}") from exc
-    return settings_from_dict(config, pipeline_name, source)
-
-
-def describe_sources(conf_source: str | Path, env: str | None) -> str:
-    """The airflow config files of a project, as a user would look for them."""
-    root = Path(conf_source)
-    found = sorted(
-        str(p)
-        for folder in ("base", env or "local")
-        for p in (root / folder).glob("**/airflow*")
-        if p.is_file()
-    )
-    return ", ".join(found) if found else f"{root}/{{base,{env or 'local'}}}/airflow.yml"
+    source = describe_sources(conf_source, env, CONFIG_KEY)
+    config = read_config(config_loader, CONFIG_KEY, CONFIG_PATTERNS, source)
+    return settings_from_dict(config or {}, pipeline_name, source)

@@ -12,6 +12,9 @@ import hashlib
 import re
 
 _INVALID = re.compile(r"[^A-Za-z0-9_-]+")
+START_TASK_ID = "kedro_run_start"
+END_TASK_ID = "kedro_run_end"
+
 # Airflow's limit for a whole id (including TaskGroup prefixes) is 250 characters.
 MAX_ID_LENGTH = 250
 

@@ -103,3 +103,48 @@ def create_session(
         session.session_id = save_version
         session._store["session_id"] = save_version
     return session
+
+
+def config_loader(
+    project_path: Path,
+    env: str | None,
+    conf_source: str | None,
+    runtime_params: dict[str, Any] | None = None,
+) -> Any:
+    """The project's own config loader class, as its settings configure it (no session, no hooks)."""
+    from kedro.framework.project import settings
+
+    return settings.CONFIG_LOADER_CLASS(
+        conf_source=str(conf_source_path(project_path, conf_source)),
+        env=env,
+        runtime_params=runtime_params,
+        **settings.CONFIG_LOADER_ARGS,
+    )
+
+
+def read_config(loader: Any, key: str, patterns: list[str], source: str) -> dict[str, Any] | None:
+    """The merged config files matching ``patterns``; ``None`` when there are none.
+
+    ``source`` names the files in the error raised for malformed YAML or a failed interpolation.
+    """
+    from kedro.config import MissingConfigException
+
+    loader.config_patterns.setdefault(key, patterns)
+    try:
+        return dict(loader[key])
+    except MissingConfigException:
+        return None
+    except Exception as exc:
+        raise ConfigError(f"{source}: {exc}") from exc
+
+
+def describe_sources(conf_source: str | Path, env: str | None, name: str) -> str:
+    """The config files called ``name*`` of a project, as a user would look for them."""
+    root = Path(conf_source)
+    found = sorted(
+        str(p)
+        for folder in ("base", env or "local")
+        for p in (root / folder).glob(f"**/{name}*")
+        if p.is_file()
+    )
+    return ", ".join(found) if found else f"{root}/{{base,{env or 'local'}}}/{name}.yml"

@@ -15,14 +15,19 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_kedro_mlflow.ids import START_TASK_ID
+from airflow_kedro_mlflow.links import RUN_URL_XCOM_KEY, MlflowRunLink
 from airflow_kedro_mlflow.project_ref import KedroProject
 from airflow_kedro_mlflow.run_identity import RunIdentity
+
+PARENT_XCOM_KEY = "mlflow_parent_run_id"
 
 __all__ = ["KedroNodeOperator", "KedroProject", "KedroRunEndOperator", "KedroRunStartOperator"]
 
 
 class _KedroProjectOperator(BaseOperator):
     template_fields: Sequence[str] = ()
+    operator_extra_links = (MlflowRunLink(),)
 
     def __init__(self, *, project: KedroProject, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -58,7 +63,19 @@ class KedroNodeOperator(_KedroProjectOperator):
             intermediate_outputs=self.intermediate_outputs,
             versioned_inputs=self.versioned_inputs,
         )
-        run_node(self.project, task, RunIdentity.from_context(context), run_params(context))
+        ti = context["ti"]
+
+        def push_link(run_id: str, url: str | None) -> None:
+            ti.xcom_push(key=RUN_URL_XCOM_KEY, value=url)
+
+        run_node(
+            self.project,
+            task,
+            RunIdentity.from_context(context),
+            run_params(context),
+            parent_run_id=ti.xcom_pull(task_ids=START_TASK_ID, key=PARENT_XCOM_KEY),
+            on_tracked=push_link,
+        )
 
 
 def run_params(context: Any) -> dict[str, Any]:
@@ -77,7 +94,10 @@ class KedroRunStartOperator(_KedroProjectOperator):
     def execute(self, context: Any) -> None:
         from airflow_kedro_mlflow.runtime.dag_run import start_run
 
-        start_run(self.project, RunIdentity.from_context(context), run_params(context))
+        tracked = start_run(self.project, RunIdentity.from_context(context), run_params(context))
+        if tracked is not None:
+            context["ti"].xcom_push(key=PARENT_XCOM_KEY, value=tracked.run_id)
+            context["ti"].xcom_push(key=RUN_URL_XCOM_KEY, value=tracked.url)
 
 
 class KedroRunEndOperator(_KedroProjectOperator):
@@ -92,6 +112,8 @@ class KedroRunEndOperator(_KedroProjectOperator):
         node_task_ids = {t.task_id for t in self.dag.tasks if isinstance(t, KedroNodeOperator)}
         states = context["ti"].get_task_states(dag_id=run.dag_id, run_ids=[run.run_id])
         run_states = states.get(run.run_id, {})
-        finish_run(
+        _, tracked = finish_run(
             self.project, run, {task_id: run_states.get(task_id) for task_id in node_task_ids}
         )
+        if tracked is not None:
+            context["ti"].xcom_push(key=RUN_URL_XCOM_KEY, value=tracked.url)

@@ -11,4 +11,5 @@ def get_provider_info() -> dict:
         "name": "Kedro + MLflow",
         "description": "Run Kedro pipelines as Airflow DAGs, one task per node, tracked as one MLflow run.",
         "versions": [__version__],
+        "extra-links": ["airflow_kedro_mlflow.links.MlflowRunLink"],
     }

@@ -10,10 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from airflow_kedro_mlflow import __version__
+from airflow_kedro_mlflow.ids import END_TASK_ID, START_TASK_ID
 from airflow_kedro_mlflow.manifest import Manifest, NodeSpec
-
-START_TASK_ID = "kedro_run_start"
-END_TASK_ID = "kedro_run_end"
 INDENT = "    "
 
 

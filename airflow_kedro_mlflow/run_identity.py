@@ -23,6 +23,17 @@ class RunIdentity:
     try_number: int = 1
     logical_date: datetime | None = None
     run_type: str | None = None
+    log_url: str | None = None
+    """This task try's log page in the Airflow UI."""
+    start_date: datetime | None = None
+    """When the DAG run started."""
+
+    @property
+    def dag_run_url(self) -> str | None:
+        """The DAG run's page in the Airflow UI (derived from the task's log URL)."""
+        if not self.log_url or "/tasks/" not in self.log_url:
+            return None
+        return self.log_url.rsplit("/tasks/", 1)[0]
 
     @classmethod
     def from_context(cls, context: Any) -> RunIdentity:
@@ -36,6 +47,8 @@ class RunIdentity:
             try_number=getattr(ti, "try_number", 1) or 1,
             logical_date=getattr(dag_run, "logical_date", None),
             run_type=str(getattr(dag_run, "run_type", "") or "") or None,
+            log_url=_safe(lambda: ti.log_url),
+            start_date=getattr(dag_run, "start_date", None),
         )
 
     @property
@@ -53,3 +66,10 @@ def save_version_for(run_after: datetime, dag_id: str, run_id: str) -> str:
     moment = run_after.astimezone(timezone.utc)
     stamp = moment.strftime("%Y-%m-%dT%H.%M.%S.") + f"{moment.microsecond // 1000:03d}Z"
     return f"{stamp}-{short_hash(f'{dag_id}/{run_id}', 6)}"
+
+
+def _safe(getter: Any) -> Any:
+    try:
+        return getter()
+    except Exception:  # a URL is a convenience: never fail a task for want of one
+        return None

@@ -68,11 +68,19 @@ def workspace(request, tmp_path_factory) -> Path:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture
-def example_project(workspace) -> Path:
-    """A copy of the example project, so runs never write into the repository."""
-    target = workspace / "project"
-    shutil.copytree(EXAMPLE_PROJECT, target, ignore=shutil.ignore_patterns("__pycache__"))
+def copy_example(target: Path) -> Path:
+    """A pristine copy of the example project (no outputs of earlier runs, e.g. of the demo)."""
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        inside_data = (EXAMPLE_PROJECT / "data") in (Path(folder), *Path(folder).parents)
+        return {
+            name
+            for name in names
+            if name == "__pycache__"
+            or (inside_data and name != ".gitkeep" and not (Path(folder) / name).is_dir())
+        }
+
+    shutil.copytree(EXAMPLE_PROJECT, target, ignore=ignore)
     return target
 
 

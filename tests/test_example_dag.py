@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import pickle
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -13,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import EXAMPLE_PROJECT, REPO, run_dag, run_kedro
+from conftest import REPO, copy_example, run_dag, run_kedro
 
 COMMITTED_DAG = REPO / "dags" / "wine_classifier.py"
 NODE_TASKS = {
@@ -60,9 +59,7 @@ def test_committed_dag_loads_with_one_task_per_node():
 
 def test_committed_dag_matches_a_fresh_export(tmp_path):
     """Re-exporting must not change dags/: the committed file is what the exporter writes today."""
-    project = tmp_path / "examples" / "wine_classifier"
-    shutil.copytree(EXAMPLE_PROJECT, project, ignore=shutil.ignore_patterns("__pycache__", "data"))
-    (project / "data").mkdir()
+    project = copy_example(tmp_path / "examples" / "wine_classifier")
     run_kedro(project, "airflow", "export", "--target-dir", str(tmp_path / "dags"))
     fresh = (tmp_path / "dags" / "wine_classifier.py").read_text()
     assert fresh == COMMITTED_DAG.read_text(), "dags/ is stale: run `kedro airflow export` again"
@@ -114,12 +111,10 @@ def _outputs(project: Path) -> dict:
 
 @pytest.mark.slow
 def test_example_dag_runs_green_and_matches_kedro_run(airflow_db, workspace, tmp_path):
-    baseline = tmp_path / "kedro_run" / "wine_classifier"
-    shutil.copytree(EXAMPLE_PROJECT, baseline, ignore=shutil.ignore_patterns("__pycache__"))
+    baseline = copy_example(tmp_path / "kedro_run" / "wine_classifier")
     run_kedro(baseline, "run")
 
-    project = workspace / "examples" / "wine_classifier"
-    shutil.copytree(EXAMPLE_PROJECT, project, ignore=shutil.ignore_patterns("__pycache__"))
+    project = copy_example(workspace / "examples" / "wine_classifier")
     run_kedro(project, "airflow", "export", "--target-dir", str(workspace / "dags"))
     result = run_dag(workspace / "dags" / "wine_classifier.py", "wine_classifier")
 

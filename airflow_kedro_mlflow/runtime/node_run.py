@@ -8,7 +8,9 @@ boundary without a catalog entry are routed through the run's intermediate store
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,12 @@ from typing import Any
 from kedro.framework.hooks import hook_impl
 
 from airflow_kedro_mlflow.config import PipelineSettings, load_pipeline_settings
-from airflow_kedro_mlflow.kedro_project import bootstrap, conf_source_path, create_session
+from airflow_kedro_mlflow.kedro_project import (
+    bootstrap,
+    conf_source_path,
+    config_loader,
+    create_session,
+)
 from airflow_kedro_mlflow.project_ref import KedroProject
 from airflow_kedro_mlflow.run_identity import RunIdentity
 from airflow_kedro_mlflow.runtime.intermediate import IntermediateStore
@@ -49,13 +56,7 @@ class IntermediateDataHooks:
 
 def project_settings(project: KedroProject, project_path: Path) -> PipelineSettings:
     """The pipeline's ``airflow.yml`` settings, read with the project's config loader."""
-    from kedro.framework.project import settings
-
-    loader = settings.CONFIG_LOADER_CLASS(
-        conf_source=str(conf_source_path(project_path, project.conf_source)),
-        env=project.env,
-        **settings.CONFIG_LOADER_ARGS,
-    )
+    loader = config_loader(project_path, project.env, project.conf_source)
     return load_pipeline_settings(
         loader, conf_source_path(project_path, project.conf_source), project.env, project.pipeline
     )
@@ -71,11 +72,21 @@ def run_node(
     task: NodeTask,
     run: RunIdentity,
     runtime_params: dict[str, Any] | None = None,
+    parent_run_id: str | None = None,
+    on_tracked: Callable[[str, str | None], None] | None = None,
 ) -> None:
-    """Run ``task``'s node; ``runtime_params`` (the DAG run's conf) override project parameters."""
+    """Run ``task``'s node; ``runtime_params`` (the DAG run's conf) override project parameters.
+
+    With MLflow tracking on, the node runs inside a child run of ``parent_run_id``;
+    ``on_tracked(run_id, url)`` is called as soon as that child exists, so the task can link to it
+    even if the node then fails.
+    """
+    from airflow_kedro_mlflow.runtime.tracking import Tracker
+
     project_path = project.locate()
-    bootstrap(project_path)
+    metadata = bootstrap(project_path)
     store = open_store(project, project_path, run)
+    tracker = Tracker.open(project, project_path, metadata.package_name)
     session = create_session(
         project_path,
         env=project.env,
@@ -95,9 +106,48 @@ def run_node(
     if crossing:
         log.info("Intermediate data for %s under %s", ", ".join(crossing), store.url)
         session._hook_manager.register(IntermediateDataHooks(store, crossing))
-    with session:
-        session.run(
-            pipeline_names=[project.pipeline],
-            node_names=[task.node_name],
-            load_versions={name: run.save_version for name in task.versioned_inputs} or None,
-        )
+    with contextlib.ExitStack() as stack:
+        if tracker is not None and parent_run_id:
+            params = node_params(project, project_path, task.node_name, runtime_params)
+            child = stack.enter_context(
+                tracker.node_run(parent_run_id, run, task.node_name, params)
+            )
+            if on_tracked is not None:
+                on_tracked(child.info.run_id, tracker.run_url(child))
+        elif tracker is not None:
+            log.warning("MLflow is configured but the start task opened no parent run: not tracking")
+        with session:
+            session.run(
+                pipeline_names=[project.pipeline],
+                node_names=[task.node_name],
+                load_versions={name: run.save_version for name in task.versioned_inputs} or None,
+            )
+
+
+def node_params(
+    project: KedroProject,
+    project_path: Path,
+    node_name: str,
+    runtime_params: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The values of the node's ``params:`` inputs (and ``parameters``), keyed by parameter name."""
+    from kedro.framework.project import pipelines
+
+    try:
+        node = next(n for n in pipelines[project.pipeline].nodes if n.name == node_name)
+    except (KeyError, StopIteration):
+        return {}  # session.run reports the unknown pipeline or node with Kedro's own message
+    parameters = config_loader(project_path, project.env, project.conf_source, runtime_params)[
+        "parameters"
+    ]
+    values: dict[str, Any] = {}
+    for name in node.inputs:
+        if name == "parameters":
+            values.update(parameters)
+        elif name.startswith("params:"):
+            key = name.removeprefix("params:")
+            value: Any = parameters
+            for part in key.split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+            values[key] = value
+    return values

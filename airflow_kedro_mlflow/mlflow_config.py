@@ -1,0 +1,208 @@
+"""Typed settings from ``conf/<env>/mlflow.yml``, in kedro-mlflow 2's schema.
+
+Projects that already use kedro-mlflow keep their file; projects that do not can write the same
+keys without installing it. Unknown keys are errors (as in kedro-mlflow), and every error names
+the file and the dotted key. Pure Python: reading the file goes through the project's config
+loader, so ``${oc.env:...}`` and env overrides resolve as elsewhere in Kedro.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from airflow_kedro_mlflow.errors import ConfigError
+
+CONFIG_KEY = "mlflow"
+CONFIG_PATTERNS = ["mlflow*", "mlflow*/**", "**/mlflow*"]
+LONG_PARAMS_STRATEGIES = ("fail", "truncate", "tag")
+
+# The schema: nested mappings of key -> default. A dict value is a sub-block; the types of leaves
+# are checked against their default's type (None: any string).
+_SCHEMA: dict[str, Any] = {
+    "server": {
+        "mlflow_tracking_uri": None,
+        "mlflow_registry_uri": None,
+        "credentials": None,
+        "request_header_provider": {"type": None, "pass_context": False, "init_kwargs": {}},
+    },
+    "tracking": {
+        "disable_tracking": {"pipelines": [], "disable_autologging": True},
+        "experiment": {
+            "name": None,
+            "create_experiment_kwargs": {"artifact_location": None, "tags": {}},
+            "restore_if_deleted": True,
+        },
+        "run": {"id": None, "name": None, "nested": True},
+        "params": {
+            "dict_params": {"flatten": False, "recursive": True, "sep": "."},
+            "long_params_strategy": "fail",
+        },
+    },
+    "ui": {"port": "5000", "host": "127.0.0.1"},
+}
+_OPEN_MAPPINGS = {("server", "request_header_provider", "init_kwargs"),
+                  ("tracking", "experiment", "create_experiment_kwargs", "tags")}
+
+
+@dataclass(frozen=True)
+class MlflowSettings:
+    """What the tasks of a DAG need to know to track into MLflow."""
+
+    enabled: bool
+    tracking_uri: str | None = None
+    registry_uri: str | None = None
+    credentials: str | None = None
+    experiment_name: str = "Default"
+    artifact_location: str | None = None
+    experiment_tags: dict[str, str] = field(default_factory=dict)
+    run_name: str | None = None
+    flatten_dict_params: bool = False
+    recursive_dict_params: bool = True
+    dict_params_sep: str = "."
+    long_params_strategy: str = "fail"
+    ui_url: str | None = None
+    source: str = ""
+
+    def run_url(self, experiment_id: str, run_id: str) -> str | None:
+        """The run's page in the MLflow UI, when there is a UI to point at."""
+        base = self.ui_url
+        if base is None:
+            return None
+        return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def settings_from_dict(
+    config: Mapping[str, Any] | None,
+    *,
+    project_path: Path,
+    pipeline_name: str,
+    package_name: str,
+    source: str,
+    environ: Mapping[str, str] = os.environ,
+) -> MlflowSettings:
+    """Validate ``mlflow.yml``'s content (``None``: no file) and resolve it for this project."""
+    if config is None:
+        uri = environ.get("MLFLOW_TRACKING_URI")
+        if not uri:
+            return MlflowSettings(enabled=False, source=source)
+        config = {}
+    values = _validate(config, _SCHEMA, (), source)
+    server, tracking, ui = values["server"], values["tracking"], values["ui"]
+    if pipeline_name in tracking["disable_tracking"]["pipelines"]:
+        return MlflowSettings(enabled=False, source=source)
+    if tracking["params"]["long_params_strategy"] not in LONG_PARAMS_STRATEGIES:
+        raise ConfigError(
+            f"{source}: key 'tracking.params.long_params_strategy' must be one of "
+            f"{', '.join(LONG_PARAMS_STRATEGIES)}"
+        )
+    tracking_uri = server["mlflow_tracking_uri"] or environ.get("MLFLOW_TRACKING_URI")
+    if not tracking_uri:
+        raise ConfigError(
+            f"{source}: key 'server.mlflow_tracking_uri' is not set (nor MLFLOW_TRACKING_URI): "
+            f"use e.g. 'sqlite:///mlflow.db' or 'http://host:5000'"
+        )
+    tracking_uri = resolve_uri(tracking_uri, project_path, source, "server.mlflow_tracking_uri")
+    registry_uri = server["mlflow_registry_uri"]
+    if registry_uri:
+        registry_uri = resolve_uri(registry_uri, project_path, source, "server.mlflow_registry_uri")
+    experiment = tracking["experiment"]
+    artifact_location = experiment["create_experiment_kwargs"]["artifact_location"]
+    if artifact_location and "://" not in artifact_location:
+        path = Path(artifact_location)
+        artifact_location = (path if path.is_absolute() else project_path / path).as_uri()
+    return MlflowSettings(
+        enabled=True,
+        tracking_uri=tracking_uri,
+        registry_uri=registry_uri,
+        credentials=server["credentials"],
+        experiment_name=experiment["name"] or package_name,
+        artifact_location=artifact_location,
+        experiment_tags={str(k): str(v) for k, v in experiment["create_experiment_kwargs"]["tags"].items()},
+        run_name=tracking["run"]["name"],
+        flatten_dict_params=tracking["params"]["dict_params"]["flatten"],
+        recursive_dict_params=tracking["params"]["dict_params"]["recursive"],
+        dict_params_sep=tracking["params"]["dict_params"]["sep"],
+        long_params_strategy=tracking["params"]["long_params_strategy"],
+        ui_url=_ui_url(tracking_uri, ui),
+        source=source,
+    )
+
+
+def resolve_uri(uri: str, project_path: Path, source: str, key: str) -> str:
+    """Make a tracking/registry URI absolute: relative paths are relative to the project root.
+
+    A plain folder (MLflow's file store) is refused with the fix, since MLflow 3 refuses it too.
+    """
+    parsed = urlparse(uri)
+    if parsed.scheme == "sqlite":
+        raw = uri[len("sqlite:///") :] if uri.startswith("sqlite:///") else ""
+        if raw and not raw.startswith("/") and raw != ":memory:":
+            return f"sqlite:///{(project_path / raw).resolve()}"
+        return uri
+    if parsed.scheme in ("", "file"):
+        raise ConfigError(
+            f"{source}: key '{key}' is a folder ({uri!r}); MLflow 3 no longer supports its file "
+            f"store: use 'sqlite:///mlflow.db' (relative to the project) or a tracking server URL"
+        )
+    return uri
+
+
+def _ui_url(tracking_uri: str, ui: Mapping[str, Any]) -> str | None:
+    if tracking_uri.startswith(("http://", "https://")):
+        return tracking_uri
+    if tracking_uri.startswith("databricks"):
+        return None
+    return f"http://{ui['host']}:{ui['port']}"
+
+
+def _validate(
+    value: Any, schema: Mapping[str, Any], path: tuple[str, ...], source: str
+) -> dict[str, Any]:
+    if value is None:
+        value = {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            f"{source}: key '{'.'.join(path)}' must be a mapping, got {type(value).__name__}"
+        )
+    unknown = set(value) - set(schema)
+    if unknown:
+        key = ".".join((*path, sorted(map(str, unknown))[0]))
+        raise ConfigError(
+            f"{source}: unknown key '{key}' (known: {', '.join(sorted(schema))})"
+        )
+    result: dict[str, Any] = {}
+    for key, default in schema.items():
+        key_path = (*path, key)
+        given = value.get(key, default)
+        if isinstance(default, dict) and key_path not in _OPEN_MAPPINGS:
+            result[key] = _validate(given, default, key_path, source)
+        else:
+            result[key] = _check_leaf(given, default, key_path, source)
+    return result
+
+
+def _check_leaf(given: Any, default: Any, path: tuple[str, ...], source: str) -> Any:
+    if given is None:
+        return default
+    expected: tuple[type, ...]
+    if isinstance(default, bool):
+        expected = (bool,)
+    elif isinstance(default, list):
+        expected = (list,)
+    elif isinstance(default, dict):
+        expected = (dict,)
+    elif default is None or isinstance(default, str):
+        expected = (str, int) if path[-1] == "port" else (str,)
+    else:
+        expected = (type(default),)
+    if not isinstance(given, expected):
+        raise ConfigError(
+            f"{source}: key '{'.'.join(path)}' must be {expected[0].__name__}, "
+            f"got {type(given).__name__}"
+        )
+    return str(given) if path[-1] == "port" else given

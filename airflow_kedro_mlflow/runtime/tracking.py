@@ -1,0 +1,292 @@
+"""One MLflow parent run per DAG run, one nested child run per node task try.
+
+The parent is created by the start task and found again by its tags (DAG id + run id), so a retried
+or cleared start task reuses it. While a node runs, the parent is the *active* run: whatever the
+node logs through MLflow's fluent API, or through kedro-mlflow's hook and datasets (which reuse an
+active run and then never end it), lands on the parent, where runs are compared. The child run of
+the try records the node itself: its ``params:`` inputs, duration, outcome and links. Only the end
+task sets the parent's final status: a node task leaves the active parent with
+``end_run(status="RUNNING")``, which detaches it without ending it (MLflow's atexit handler would
+otherwise mark it FINISHED when the task process exits).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from airflow_kedro_mlflow.errors import ConfigError
+from airflow_kedro_mlflow.kedro_project import (
+    conf_source_path,
+    config_loader,
+    describe_sources,
+    read_config,
+)
+from airflow_kedro_mlflow.mlflow_config import (
+    CONFIG_KEY,
+    CONFIG_PATTERNS,
+    MlflowSettings,
+    settings_from_dict,
+)
+from airflow_kedro_mlflow.project_ref import KedroProject
+from airflow_kedro_mlflow.run_identity import RunIdentity
+
+log = logging.getLogger(__name__)
+
+TAG_ROLE = "airflow_kedro_mlflow.role"
+TAG_DAG_ID = "airflow.dag_id"
+TAG_RUN_ID = "airflow.run_id"
+TAG_FAILED_NODES = "kedro.failed_nodes"
+CREDENTIALS_PATTERNS = ["credentials*", "credentials*/**", "**/credentials*"]
+MAX_PARAM_LENGTH = 6000
+PARAMS_PER_BATCH = 100
+
+
+def mask(value: str) -> None:
+    """Register a secret with Airflow's masker, so task logs never show it."""
+    try:
+        from airflow.sdk.log import mask_secret
+    except ImportError:  # pragma: no cover - outside Airflow
+        return
+    mask_secret(value)
+
+
+def load_settings(
+    project: KedroProject, project_path: Path, package_name: str
+) -> tuple[MlflowSettings, Any]:
+    """The pipeline's MLflow settings and the config loader they were read with."""
+    loader = config_loader(project_path, project.env, project.conf_source)
+    conf_root = conf_source_path(project_path, project.conf_source)
+    source = describe_sources(conf_root, project.env, "mlflow")
+    config = read_config(loader, CONFIG_KEY, CONFIG_PATTERNS, source)
+    settings = settings_from_dict(
+        config,
+        project_path=project_path,
+        pipeline_name=project.pipeline,
+        package_name=package_name,
+        source=source,
+    )
+    return settings, loader
+
+
+def export_credentials(settings: MlflowSettings, loader: Any) -> None:
+    """Put ``server.credentials``' entries into this task's environment, masked in its logs."""
+    if not settings.credentials:
+        return
+    credentials = read_config(loader, "credentials", CREDENTIALS_PATTERNS, "credentials.yml") or {}
+    entry = credentials.get(settings.credentials)
+    if not isinstance(entry, Mapping):
+        raise ConfigError(
+            f"{settings.source}: key 'server.credentials' names '{settings.credentials}', "
+            f"which is not a mapping in the project's credentials.yml"
+        )
+    for name, value in entry.items():
+        if value is None:
+            continue
+        mask(str(value))
+        os.environ[str(name)] = str(value)
+
+
+@dataclass(frozen=True)
+class Tracker:
+    """MLflow, configured for one project and DAG run inside a task."""
+
+    settings: MlflowSettings
+
+    @classmethod
+    def open(cls, project: KedroProject, project_path: Path, package_name: str) -> Tracker | None:
+        settings, loader = load_settings(project, project_path, package_name)
+        if not settings.enabled:
+            log.info("MLflow tracking is off for pipeline '%s' (%s)", project.pipeline, settings.source)
+            return None
+        export_credentials(settings, loader)
+        import mlflow
+
+        mlflow.set_tracking_uri(settings.tracking_uri)
+        if settings.registry_uri:
+            mlflow.set_registry_uri(settings.registry_uri)
+        return cls(settings)
+
+    @property
+    def client(self) -> Any:
+        from mlflow.tracking import MlflowClient
+
+        return MlflowClient(self.settings.tracking_uri, self.settings.registry_uri)
+
+    def experiment_id(self) -> str:
+        client = self.client
+        experiment = client.get_experiment_by_name(self.settings.experiment_name)
+        if experiment is None:
+            from mlflow.exceptions import MlflowException
+
+            try:
+                return client.create_experiment(
+                    self.settings.experiment_name,
+                    artifact_location=self.settings.artifact_location,
+                    tags=self.settings.experiment_tags or None,
+                )
+            except MlflowException:  # created meanwhile by a concurrent start task
+                experiment = client.get_experiment_by_name(self.settings.experiment_name)
+                if experiment is None:
+                    raise
+        if experiment.lifecycle_stage == "deleted":
+            client.restore_experiment(experiment.experiment_id)
+        return experiment.experiment_id
+
+    def find_parent(self, run: RunIdentity, experiment_id: str) -> Any | None:
+        runs = self.client.search_runs(
+            [experiment_id],
+            filter_string=(
+                f"tags.`{TAG_ROLE}` = 'parent' and tags.`{TAG_DAG_ID}` = '{_quote(run.dag_id)}' "
+                f"and tags.`{TAG_RUN_ID}` = '{_quote(run.run_id)}'"
+            ),
+            max_results=2,
+            order_by=["attributes.start_time ASC"],
+        )
+        return runs[0] if runs else None
+
+    def ensure_parent(
+        self, run: RunIdentity, tags: Mapping[str, str], params: Mapping[str, Any]
+    ) -> Any:
+        """The DAG run's parent run: found by its tags, or created. Marked RUNNING either way."""
+        client = self.client
+        experiment_id = self.experiment_id()
+        parent = self.find_parent(run, experiment_id)
+        if parent is None:
+            parent = client.create_run(
+                experiment_id,
+                run_name=self.settings.run_name or run.dag_id,
+                tags={**tags, TAG_ROLE: "parent", TAG_DAG_ID: run.dag_id, TAG_RUN_ID: run.run_id},
+            )
+            log.info("Created MLflow parent run %s", parent.info.run_id)
+        else:
+            client.update_run(parent.info.run_id, status="RUNNING")
+            if TAG_FAILED_NODES in parent.data.tags:  # a rerun after a failure: decided anew at the end
+                client.delete_tag(parent.info.run_id, TAG_FAILED_NODES)
+            log.info("Reusing MLflow parent run %s of this DAG run", parent.info.run_id)
+        self.log_params(parent.info.run_id, params, existing=_existing_params(parent))
+        return client.get_run(parent.info.run_id)
+
+    def log_params(
+        self, run_id: str, params: Mapping[str, Any], existing: Mapping[str, str] | None = None
+    ) -> None:
+        """Log flattened params in batches, applying the configured long-value strategy."""
+        from mlflow.entities import Param, RunTag
+
+        existing = existing or {}
+        flat = flatten(params, self.settings.dict_params_sep)
+        batch_params, batch_tags = [], []
+        for key, value in flat.items():
+            text = str(value)
+            if len(text) > MAX_PARAM_LENGTH:
+                strategy = self.settings.long_params_strategy
+                if strategy == "fail":
+                    raise ConfigError(
+                        f"parameter '{key}' is {len(text)} characters long, over MLflow's limit of "
+                        f"{MAX_PARAM_LENGTH}: set 'tracking.params.long_params_strategy' to "
+                        f"'truncate' or 'tag' in {self.settings.source}"
+                    )
+                if strategy == "tag":
+                    batch_tags.append(RunTag(key, text))
+                    continue
+                text = text[:MAX_PARAM_LENGTH]
+            if key not in existing:
+                batch_params.append(Param(key, text))
+        client = self.client
+        for start in range(0, len(batch_params), PARAMS_PER_BATCH):
+            client.log_batch(run_id, params=batch_params[start : start + PARAMS_PER_BATCH])
+        for start in range(0, len(batch_tags), PARAMS_PER_BATCH):
+            client.log_batch(run_id, tags=batch_tags[start : start + PARAMS_PER_BATCH])
+
+    @contextlib.contextmanager
+    def node_run(
+        self, parent_id: str, run: RunIdentity, node_name: str, params: Mapping[str, Any]
+    ) -> Iterator[Any]:
+        """A child run for this try; the parent is the active run meanwhile, and left RUNNING."""
+        import mlflow
+
+        client = self.client
+        parent = client.get_run(parent_id)
+        child = client.create_run(
+            parent.info.experiment_id,
+            run_name=f"{run.task_id} (try {run.try_number})",
+            tags={
+                "mlflow.parentRunId": parent_id,
+                TAG_ROLE: "node",
+                TAG_DAG_ID: run.dag_id,
+                TAG_RUN_ID: run.run_id,
+                "airflow.task_id": run.task_id,
+                "airflow.try_number": str(run.try_number),
+                **({"airflow.log_url": run.log_url} if run.log_url else {}),
+                "kedro.node": node_name,
+            },
+        )
+        child_id = child.info.run_id
+        self.log_params(child_id, params)
+        started = time.monotonic()
+        status = "FAILED"
+        while mlflow.active_run() is not None:  # a run left active by an earlier task in-process
+            mlflow.end_run(status="RUNNING")
+        mlflow.start_run(run_id=parent_id)
+        try:
+            yield child
+            status = "FINISHED"
+        except BaseException as exc:
+            client.set_tag(child_id, "kedro.error_type", type(exc).__name__)
+            raise
+        finally:
+            while mlflow.active_run() is not None:
+                mlflow.end_run(status="RUNNING")
+            client.log_metric(child_id, "duration_s", round(time.monotonic() - started, 3))
+            client.set_terminated(child_id, status=status)
+
+    def finish_parent(
+        self, run: RunIdentity, failed_nodes: list[str], duration_s: float | None
+    ) -> Any | None:
+        """Set the parent's final status from the node tasks' outcomes; close leftover children."""
+        client = self.client
+        parent = self.find_parent(run, self.experiment_id())
+        if parent is None:
+            log.warning("No MLflow parent run found for DAG run %s", run.run_id)
+            return None
+        parent_id = parent.info.run_id
+        for child in client.search_runs(
+            [parent.info.experiment_id],
+            filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}' and attributes.status = 'RUNNING'",
+        ):
+            client.set_terminated(child.info.run_id, status="KILLED")
+        if duration_s is not None:
+            client.log_metric(parent_id, "dag_run_duration_s", round(duration_s, 3))
+        if failed_nodes:
+            client.set_tag(parent_id, TAG_FAILED_NODES, ",".join(failed_nodes))
+        client.set_terminated(parent_id, status="FAILED" if failed_nodes else "FINISHED")
+        return client.get_run(parent_id)
+
+    def run_url(self, run: Any) -> str | None:
+        return self.settings.run_url(run.info.experiment_id, run.info.run_id)
+
+
+def flatten(params: Mapping[str, Any], sep: str = ".", prefix: str = "") -> dict[str, Any]:
+    """Nested parameter dicts as one level of ``a.b.c`` keys."""
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        name = f"{prefix}{sep}{key}" if prefix else str(key)
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, sep, name))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _existing_params(run: Any) -> dict[str, str]:
+    return dict(run.data.params)
+
+
+def _quote(value: str) -> str:
+    return value.replace("'", "\\'")

@@ -1,15 +1,17 @@
 """Typed settings from the Kedro project's ``conf/<env>/airflow.yml``.
 
-The file follows kedro-airflow's layout: a ``default`` block and one block per pipeline, the
-pipeline's block overriding ``default`` key by key. It is read with the project's own config
-loader, so ``${oc.env:...}`` and env overrides work as everywhere else in Kedro. Every error names
-the files the key came from and the dotted key, because users fix config by editing a file.
+The file follows kedro-airflow's layout and keys: a ``default`` block and one block per pipeline,
+the pipeline's block overriding ``default`` key by key. It is read with the project's own config
+loader, so env overrides work as elsewhere in Kedro. Every error names the files and the dotted
+key, because users fix config by editing a file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,12 @@ from airflow_kedro_mlflow.errors import ConfigError
 CONFIG_KEY = "airflow"
 CONFIG_PATTERNS = ["airflow*", "airflow/**"]
 DEFAULT_INTERMEDIATE_STORE = "data/airflow_intermediate"
+SCHEDULE_PRESETS = {
+    "@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly",
+    "@annually", "@midnight",
+}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$")
+_UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 
 
 @dataclass(frozen=True)
@@ -29,10 +37,121 @@ class PipelineSettings:
     paths are relative to the project root) or an fsspec URL."""
     dag_id: str | None = None
     """Overrides the DAG id derived from the package and pipeline names."""
+    schedule: str | None = None
+    """A cron expression or preset (``@daily``); ``None`` (the default) for manual runs only."""
+    start_date: datetime | None = None
+    catchup: bool = False
+    max_active_runs: int | None = None
+    owner: str | None = None
+    retries: int | None = None
+    retry_delay_seconds: float | None = None
+    """kedro-airflow's ``retry_delay`` is in minutes; a string may give a unit: ``30s``, ``2h``."""
+    tags: tuple[str, ...] = field(default_factory=tuple)
 
-    @classmethod
-    def known_keys(cls) -> set[str]:
-        return {f.name for f in fields(cls)}
+    def dag_arguments(self) -> dict[str, Any]:
+        """Keyword arguments of ``DAG(...)`` that differ from Airflow's defaults."""
+        args: dict[str, Any] = {"schedule": self.schedule, "catchup": self.catchup}
+        if self.start_date is not None:
+            args["start_date"] = self.start_date
+        if self.max_active_runs is not None:
+            args["max_active_runs"] = self.max_active_runs
+        return args
+
+    def default_args(self) -> dict[str, Any]:
+        """``default_args`` of the DAG's tasks."""
+        args: dict[str, Any] = {}
+        if self.owner is not None:
+            args["owner"] = self.owner
+        if self.retries is not None:
+            args["retries"] = self.retries
+        if self.retry_delay_seconds is not None:
+            args["retry_delay_seconds"] = self.retry_delay_seconds
+        return args
+
+
+def _string(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string, got {type(value).__name__}")
+    return value
+
+
+def _schedule(value: Any, where: str) -> str | None:
+    if value is None or value == "None" or value == "null":
+        return None
+    if not isinstance(value, str):
+        raise ValueError("must be a cron expression, a preset such as '@daily', or null")
+    if value.startswith("@"):
+        if value not in SCHEDULE_PRESETS:
+            raise ValueError(f"unknown preset {value!r} (known: {', '.join(sorted(SCHEDULE_PRESETS))})")
+        return value
+    from croniter import croniter
+
+    if not croniter.is_valid(value):
+        raise ValueError(f"{value!r} is not a valid cron expression")
+    return value
+
+
+def _start_date(value: Any, where: str) -> datetime:
+    if isinstance(value, list) and 3 <= len(value) <= 6 and all(isinstance(v, int) for v in value):
+        return datetime(*value, tzinfo=timezone.utc)
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    raise ValueError("must be a date: [YYYY, M, D] or 'YYYY-MM-DD'")
+
+
+def _bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, got {value!r}")
+    return value
+
+
+def _count(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"must be a whole number >= 0, got {value!r}")
+    return value
+
+
+def _minutes_or_duration(value: Any, where: str) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return float(value) * 60
+    if isinstance(value, str) and (match := _DURATION.match(value)):
+        number, unit = match.groups()
+        return float(number) * _UNIT_SECONDS[unit or "m"]
+    raise ValueError(f"must be minutes (a number) or a duration such as '30s', '5m', '1h'; got {value!r}")
+
+
+def _tags(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("must be a list of strings")
+    return tuple(value)
+
+
+# key in airflow.yml -> (field of PipelineSettings, parser)
+_KEYS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
+    "intermediate_store": ("intermediate_store", _string),
+    "dag_id": ("dag_id", _string),
+    "schedule": ("schedule", _schedule),
+    "schedule_interval": ("schedule", _schedule),  # kedro-airflow's (Airflow 2) name
+    "start_date": ("start_date", _start_date),
+    "catchup": ("catchup", _bool),
+    "max_active_runs": ("max_active_runs", _count),
+    "owner": ("owner", _string),
+    "retries": ("retries", _count),
+    "retry_delay": ("retry_delay_seconds", _minutes_or_duration),
+    "tags": ("tags", _tags),
+}
+# kedro-airflow keys that Airflow 3 dropped or that default to what they ask for: accepted, unused.
+_IGNORED_KEYS = {"depends_on_past", "email_on_failure", "email_on_retry"}
+assert {f for f, _ in _KEYS.values()} == {f.name for f in fields(PipelineSettings)}
 
 
 def settings_from_dict(
@@ -44,7 +163,7 @@ def settings_from_dict(
     """
     if not isinstance(config, Mapping):
         raise ConfigError(f"{source}: expected a mapping of blocks, got {type(config).__name__}")
-    merged: dict[str, Any] = {}
+    values: dict[str, Any] = {}
     for block_name in ("default", pipeline_name):
         block = config.get(block_name) or {}
         if not isinstance(block, Mapping):
@@ -52,18 +171,18 @@ def settings_from_dict(
                 f"{source}: key '{block_name}' must be a mapping, got {type(block).__name__}"
             )
         for key, value in block.items():
-            if key not in PipelineSettings.known_keys():
-                known = ", ".join(sorted(PipelineSettings.known_keys()))
-                raise ConfigError(
-                    f"{source}: unknown key '{block_name}.{key}' (known keys: {known})"
-                )
-            if value is not None and not isinstance(value, str):
-                raise ConfigError(
-                    f"{source}: key '{block_name}.{key}' must be a string, "
-                    f"got {type(value).__name__}"
-                )
-            merged[key] = value
-    return PipelineSettings(**{k: v for k, v in merged.items() if v is not None})
+            where = f"{block_name}.{key}"
+            if key in _IGNORED_KEYS:
+                continue
+            if key not in _KEYS:
+                known = ", ".join(sorted(_KEYS))
+                raise ConfigError(f"{source}: unknown key '{where}' (known keys: {known})")
+            field_name, parse = _KEYS[key]
+            try:
+                values[field_name] = parse(value, where)
+            except ValueError as exc:
+                raise ConfigError(f"{source}: key '{where}' {exc}") from None
+    return PipelineSettings(**values)
 
 
 def load_pipeline_settings(

@@ -41,7 +41,7 @@ def export_project(
     sources = {
         f"{item.manifest.dag_id}.py": (
             item,
-            render_dag(item.manifest, project_from_dags, conf_from_project),
+            render_dag(item.manifest, item.settings, project_from_dags, conf_from_project),
         )
         for item in compiled
     }

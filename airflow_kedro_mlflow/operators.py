@@ -109,11 +109,11 @@ class KedroRunEndOperator(_KedroProjectOperator):
         from airflow_kedro_mlflow.runtime.dag_run import finish_run
 
         run = RunIdentity.from_context(context)
-        node_task_ids = {t.task_id for t in self.dag.tasks if isinstance(t, KedroNodeOperator)}
+        nodes = {t.task_id: t.node_name for t in self.dag.tasks if isinstance(t, KedroNodeOperator)}
         states = context["ti"].get_task_states(dag_id=run.dag_id, run_ids=[run.run_id])
         run_states = states.get(run.run_id, {})
         _, tracked = finish_run(
-            self.project, run, {task_id: run_states.get(task_id) for task_id in node_task_ids}
+            self.project, run, {node: run_states.get(task_id) for task_id, node in nodes.items()}
         )
         if tracked is not None:
             context["ti"].xcom_push(key=RUN_URL_XCOM_KEY, value=tracked.url)

@@ -8,19 +8,27 @@ explicit edge list, and no logic that needs Kedro at parse time. Rendering is de
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime, timezone
 
 from airflow_kedro_mlflow import __version__
+from airflow_kedro_mlflow.config import PipelineSettings
 from airflow_kedro_mlflow.ids import END_TASK_ID, START_TASK_ID
 from airflow_kedro_mlflow.manifest import Manifest, NodeSpec
 INDENT = "    "
 
 
-def render_dag(manifest: Manifest, project_path_from_dag: str, conf_source: str | None) -> str:
+def render_dag(
+    manifest: Manifest,
+    settings: PipelineSettings,
+    project_path_from_dag: str,
+    conf_source: str | None,
+) -> str:
     """The DAG file for ``manifest``; the project is found at ``project_path_from_dag``."""
     lines = [
         _docstring(manifest),
         "from __future__ import annotations",
         "",
+        *_datetime_import(settings),
         "from airflow.sdk import DAG, TaskGroup",
         "",
         "from airflow_kedro_mlflow.operators import (",
@@ -41,9 +49,13 @@ def render_dag(manifest: Manifest, project_path_from_dag: str, conf_source: str 
         "",
         "with DAG(",
         f"    dag_id={manifest.dag_id!r},",
-        "    schedule=None,",
-        "    catchup=False,",
-        f"    tags={['kedro', manifest.package_name]!r},",
+        *(f"    {key}={_literal(value)}," for key, value in settings.dag_arguments().items()),
+        *(
+            [f"    default_args={_literal(settings.default_args())},"]
+            if settings.default_args()
+            else []
+        ),
+        f"    tags={['kedro', manifest.package_name, *settings.tags]!r},",
         "    doc_md=__doc__,",
         "):",
         f"    start = KedroRunStartOperator(task_id={START_TASK_ID!r}, project=PROJECT)",
@@ -130,6 +142,32 @@ def _node_doc(node: NodeSpec) -> str:
         f"- outputs: {listing(node.outputs)}"
         + (f"\n- tags: {listing(node.tags)}" if node.tags else "")
     )
+
+
+def _datetime_import(settings: PipelineSettings) -> list[str]:
+    names = []
+    if settings.start_date is not None:
+        names += ["datetime", "timezone"]
+    if settings.retry_delay_seconds is not None:
+        names.append("timedelta")
+    return [f"from datetime import {', '.join(sorted(names))}", ""] if names else []
+
+
+def _literal(value: object) -> str:
+    """Python source for a DAG argument: datetimes and durations spelled for the DAG file."""
+    if isinstance(value, datetime):
+        utc = value.astimezone(timezone.utc)
+        parts = [utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second]
+        return f"datetime({', '.join(map(str, parts))}, tzinfo=timezone.utc)"
+    if isinstance(value, dict):
+        items = []
+        for key, item in value.items():
+            if key == "retry_delay_seconds":
+                items.append(f"'retry_delay': timedelta(seconds={item!r})")
+            else:
+                items.append(f"{key!r}: {_literal(item)}")
+        return "{" + ", ".join(items) + "}"
+    return repr(value)
 
 
 def _escape(text: str) -> str:

@@ -46,7 +46,7 @@ class RunIdentity:
             task_id=ti.task_id,
             try_number=getattr(ti, "try_number", 1) or 1,
             logical_date=getattr(dag_run, "logical_date", None),
-            run_type=str(getattr(dag_run, "run_type", "") or "") or None,
+            run_type=_text(getattr(dag_run, "run_type", None)),
             log_url=_safe(lambda: ti.log_url),
             start_date=getattr(dag_run, "start_date", None),
         )
@@ -73,3 +73,10 @@ def _safe(getter: Any) -> Any:
         return getter()
     except Exception:  # a URL is a convenience: never fail a task for want of one
         return None
+
+
+def _text(value: Any) -> str | None:
+    """An Airflow enum (or plain string) as its value: ``manual``, not ``DagRunType.MANUAL``."""
+    if value is None:
+        return None
+    return str(getattr(value, "value", value))

@@ -20,15 +20,22 @@ def main() -> None:
     dag_run = bag.dags[dag_id].test(run_conf=conf)
 
     from airflow.models.taskinstance import TaskInstance
+    from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
     with create_session() as session:
         tis = session.query(TaskInstance).filter_by(dag_id=dag_id, run_id=dag_run.run_id).all()
         states = {ti.task_id: _text(ti.state) for ti in tis}
-    print(
-        "DAG_RUN_RESULT "
-        + json.dumps({"run_id": dag_run.run_id, "state": _text(dag_run.state), "tasks": states})
-    )
+        xcoms: dict = {}
+        for row in session.query(XComModel).filter_by(dag_id=dag_id, run_id=dag_run.run_id):
+            xcoms.setdefault(row.task_id, {})[row.key] = row.value
+    result = {
+        "run_id": dag_run.run_id,
+        "state": _text(dag_run.state),
+        "tasks": states,
+        "xcoms": xcoms,
+    }
+    print("DAG_RUN_RESULT " + json.dumps(result, default=str))
 
 
 def _text(state) -> str | None:

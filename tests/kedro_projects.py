@@ -29,9 +29,13 @@ def summarize(evens: list[int], odds: list[int], fail: bool) -> dict:
     return {"evens": sum(evens), "odds": sum(odds), "count": len(evens) + len(odds)}
 
 
-def report(summary: dict, fail_marker: str) -> dict:
+def report(summary: dict, fail_marker: str, fail_once_marker: str) -> dict:
+    """Fails while ``fail_marker`` exists; fails once, creating it, if ``fail_once_marker`` does not."""
     if fail_marker and Path(fail_marker).exists():
         raise RuntimeError(f"planned failure in report: {fail_marker} exists")
+    if fail_once_marker and not Path(fail_once_marker).exists():
+        Path(fail_once_marker).touch()
+        raise RuntimeError("planned failure in report, on its first try only")
     return {"total": summary["evens"] + summary["odds"], "count": summary["count"]}
 '''
 
@@ -47,7 +51,8 @@ def register_pipelines():
             node(make_numbers, "params:count", "numbers", name="make_numbers"),
             node(split_parity, "numbers", ["evens", "odds"], name="split_parity"),
             node(summarize, ["evens", "odds", "params:fail"], "summary", name="summarize"),
-            node(report, ["summary", "params:fail_marker"], "report", name="report"),
+            node(report, ["summary", "params:fail_marker", "params:fail_once_marker"], "report",
+                 name="report"),
         ]
     )
     return {{"__default__": relay, "relay": relay, "empty": Pipeline([])}}
@@ -57,7 +62,7 @@ RELAY_CATALOG = {
     "summary": {"type": "json.JSONDataset", "filepath": "data/summary.json", "versioned": True},
     "report": {"type": "json.JSONDataset", "filepath": "data/report.json"},
 }
-RELAY_PARAMETERS = {"count": 10, "fail": False, "fail_marker": ""}
+RELAY_PARAMETERS = {"count": 10, "fail": False, "fail_marker": "", "fail_once_marker": ""}
 
 
 def write_project(

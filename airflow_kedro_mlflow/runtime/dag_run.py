@@ -58,12 +58,14 @@ def start_run(
 def finish_run(
     project: KedroProject, run: RunIdentity, node_states: Mapping[str, str | None]
 ) -> tuple[list[str], TrackedRun | None]:
-    """Close the DAG run: final MLflow status, then cleanup; returns the unsuccessful node tasks.
+    """Close the DAG run: final MLflow status, then cleanup; returns the nodes that did not succeed.
 
-    The intermediate data is removed only when every node task succeeded: after a failure it is
-    what lets a cleared task rerun without rerunning its upstream tasks.
+    ``node_states`` maps node names to their task's state. The intermediate data is removed only
+    when every node succeeded: after a failure it is what lets a cleared task rerun without
+    rerunning its upstream tasks.
     """
-    failed = sorted(task for task, state in node_states.items() if str(state) not in OK_STATES)
+    unsuccessful = sorted(n for n, state in node_states.items() if str(state) not in OK_STATES)
+    failed = sorted(n for n, state in node_states.items() if str(state) == "failed")
     project_path = project.locate()
     metadata = bootstrap(project_path)
     tracked = None
@@ -72,21 +74,21 @@ def finish_run(
         duration = (
             (datetime.now(timezone.utc) - run.start_date).total_seconds() if run.start_date else None
         )
-        parent = tracker.finish_parent(run, failed, duration)
+        parent = tracker.finish_parent(run, failed or unsuccessful, bool(unsuccessful), duration)
         if parent is not None:
             tracked = TrackedRun(parent.info.run_id, tracker.run_url(parent))
             log.info("MLflow parent run %s is %s", parent.info.run_id, parent.info.status)
     store = open_store(project, project_path, run)
-    if failed:
+    if unsuccessful:
         log.warning(
-            "Node tasks not successful: %s; keeping intermediate data at %s",
-            ", ".join(failed),
+            "Nodes not successful: %s; keeping intermediate data at %s",
+            ", ".join(unsuccessful),
             store.url,
         )
     else:
         store.remove()
-        log.info("All node tasks succeeded; removed intermediate data at %s", store.url)
-    return failed, tracked
+        log.info("All nodes succeeded; removed intermediate data at %s", store.url)
+    return unsuccessful, tracked
 
 
 def parent_tags(

@@ -247,9 +247,12 @@ class Tracker:
             client.set_terminated(child_id, status=status)
 
     def finish_parent(
-        self, run: RunIdentity, failed_nodes: list[str], duration_s: float | None
+        self, run: RunIdentity, failed_nodes: list[str], failed: bool, duration_s: float | None
     ) -> Any | None:
-        """Set the parent's final status from the node tasks' outcomes; close leftover children."""
+        """Set the parent's final status from the nodes' outcomes; close leftover children.
+
+        ``failed_nodes`` are the nodes to name in the ``kedro.failed_nodes`` tag.
+        """
         client = self.client
         parent = self.find_parent(run, self.experiment_id())
         if parent is None:
@@ -265,7 +268,7 @@ class Tracker:
             client.log_metric(parent_id, "dag_run_duration_s", round(duration_s, 3))
         if failed_nodes:
             client.set_tag(parent_id, TAG_FAILED_NODES, ",".join(failed_nodes))
-        client.set_terminated(parent_id, status="FAILED" if failed_nodes else "FINISHED")
+        client.set_terminated(parent_id, status="FAILED" if failed else "FINISHED")
         return client.get_run(parent_id)
 
     def run_url(self, run: Any) -> str | None:

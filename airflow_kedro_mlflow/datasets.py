@@ -1,0 +1,143 @@
+"""Kedro datasets that also record what they save in the active MLflow run.
+
+Inside a node task of an exported DAG the active run is the DAG run's parent run, so metrics and
+artifacts land where retrainings are compared. Outside of one (a plain ``kedro run`` with no
+MLflow run active) they behave exactly like the dataset they wrap and log nothing: a project can
+use them without requiring MLflow tracking everywhere it runs. (kedro-mlflow's datasets work in
+exported DAGs too; these exist so a project need not depend on it.)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from kedro.io import AbstractDataset, DatasetError, Version
+
+log = logging.getLogger(__name__)
+
+
+def _active_run() -> Any | None:
+    import mlflow
+
+    return mlflow.active_run()
+
+
+def _wrapped(config: dict[str, Any], version: Version | None) -> AbstractDataset:
+    config = dict(config)
+    if version is not None:
+        config["versioned"] = True
+    return AbstractDataset.from_config(
+        "wrapped", config, version.load if version else None, version.save if version else None
+    )
+
+
+class MlflowMetricsDataset(AbstractDataset):
+    """A flat mapping of numbers, logged as metrics (``<prefix>.<key>``) of the active run.
+
+    ``dataset`` optionally also persists the mapping (e.g. a ``json.JSONDataset``), which is also
+    where it is loaded from.
+    """
+
+    def __init__(self, prefix: str | None = None, dataset: dict[str, Any] | None = None):
+        self._prefix = prefix
+        self._dataset = _wrapped(dataset, None) if dataset else None
+
+    def load(self) -> dict[str, float]:
+        if self._dataset is not None:
+            return self._dataset.load()
+        run = _active_run()
+        if run is None:
+            raise DatasetError("MlflowMetricsDataset without 'dataset' loads from an active MLflow run")
+        from mlflow.tracking import MlflowClient
+
+        metrics = MlflowClient().get_run(run.info.run_id).data.metrics
+        prefix = f"{self._prefix}." if self._prefix else ""
+        return {k.removeprefix(prefix): v for k, v in metrics.items() if k.startswith(prefix)}
+
+    def save(self, data: dict[str, Any]) -> None:
+        if not isinstance(data, dict):
+            raise DatasetError(f"metrics must be a mapping of names to numbers, got {type(data).__name__}")
+        bad = [k for k, v in data.items() if not isinstance(v, (int, float)) or isinstance(v, bool)]
+        if bad:
+            raise DatasetError(f"metrics must be numbers; not numbers: {', '.join(map(str, bad))}")
+        if self._dataset is not None:
+            self._dataset.save(data)
+        if _active_run() is None:
+            log.debug("No active MLflow run: metrics not logged")
+            return
+        import mlflow
+
+        prefix = f"{self._prefix}." if self._prefix else ""
+        mlflow.log_metrics({f"{prefix}{k}": float(v) for k, v in data.items() if math.isfinite(v)})
+
+    def _exists(self) -> bool:
+        return self._dataset.exists() if self._dataset is not None else False
+
+    def _describe(self) -> dict[str, Any]:
+        return {"prefix": self._prefix, "dataset": self._dataset}
+
+
+class MlflowArtifactDataset(AbstractDataset):
+    """Any file-based Kedro dataset whose saved file is also logged as an artifact of the run.
+
+    ``versioned: true`` on this entry versions the wrapped dataset, so the artifact is exactly
+    the version this run saved.
+    """
+
+    def __init__(
+        self,
+        dataset: dict[str, Any],
+        artifact_path: str | None = None,
+        version: Version | None = None,
+    ):
+        self._version = version
+        self._dataset = _wrapped(dataset, version)
+        self._artifact_path = artifact_path
+
+    def load(self) -> Any:
+        return self._dataset.load()
+
+    def save(self, data: Any) -> None:
+        self._dataset.save(data)
+        if _active_run() is None:
+            log.debug("No active MLflow run: artifact not logged")
+            return
+        self._log_saved_file()
+
+    def _saved_path(self) -> str:
+        inner = self._dataset
+        if self._version is not None and hasattr(inner, "_get_versioned_path"):
+            return str(inner._get_versioned_path(inner.resolve_save_version()))
+        filepath = getattr(inner, "_filepath", None)
+        if filepath is None:
+            raise DatasetError(
+                f"{type(inner).__name__} has no file path: MlflowArtifactDataset wraps file datasets"
+            )
+        return str(filepath)
+
+    def _log_saved_file(self) -> None:
+        import mlflow
+
+        path = self._saved_path()
+        protocol = getattr(self._dataset, "_protocol", "file")
+        if protocol in ("file", "local", None):
+            mlflow.log_artifact(path, self._artifact_path)
+            return
+        fs = self._dataset._fs
+        with tempfile.TemporaryDirectory() as scratch:
+            local = Path(scratch) / PurePosixPath(path).name
+            fs.get(path, str(local))
+            mlflow.log_artifact(str(local), self._artifact_path)
+
+    def _exists(self) -> bool:
+        return self._dataset.exists()
+
+    def _release(self) -> None:
+        self._dataset.release()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"dataset": self._dataset, "artifact_path": self._artifact_path}

@@ -1,0 +1,149 @@
+"""One MLflow parent run per DAG run, against a real ``mlflow server`` on loopback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import copy_example, run_dag, run_kedro
+from kedro_projects import relay_project
+
+pytestmark = pytest.mark.slow
+
+EXAMPLE_NODES = 7
+
+
+def _client(url: str):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=url)
+
+
+def _server_env(project: Path, url: str, experiment: str, airflow: dict | None = None) -> None:
+    """A Kedro env ``server`` tracking into the test's MLflow server."""
+    conf = project / "conf" / "server"
+    conf.mkdir(parents=True, exist_ok=True)
+    (conf / "mlflow.yml").write_text(yaml.safe_dump({
+        "server": {"mlflow_tracking_uri": url},
+        "tracking": {"experiment": {"name": experiment}},
+    }))
+    if airflow:
+        (conf / "airflow.yml").write_text(yaml.safe_dump(airflow))
+
+
+def _runs(url: str, experiment: str) -> tuple[list, list]:
+    client = _client(url)
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return parents, children
+
+
+def _export(project: Path, dags: Path) -> None:
+    run_kedro(project, "airflow", "export", "-e", "server", "--target-dir", str(dags))
+
+
+def test_example_dag_is_one_parent_run_with_a_child_per_node(airflow_db, mlflow_server, workspace):
+    experiment = f"wine-{uuid.uuid4().hex[:8]}"
+    project = copy_example(workspace / "examples" / "wine_classifier")
+    _server_env(project, mlflow_server, experiment)
+    _export(project, workspace / "dags")
+    result = run_dag(workspace / "dags" / "wine_classifier.py", "wine_classifier")
+    assert result.state == "success", result.output[-5000:]
+
+    (parent,), children = _runs(mlflow_server, experiment)
+    assert parent.info.status == "FINISHED"
+    assert len(children) == EXAMPLE_NODES
+    assert {c.info.status for c in children} == {"FINISHED"}
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+    assert {c.data.tags["kedro.node"] for c in children} >= {"random_forest.train_model",
+                                                              "data_processing.split_data"}
+    tags = parent.data.tags
+    assert tags["airflow.dag_id"] == "wine_classifier"
+    assert tags["airflow.run_id"] == result.run_id
+    assert tags["airflow.run_type"] == "manual"
+    assert tags["airflow.dag_run_url"].endswith("/dags/wine_classifier/runs/" +
+                                                result.run_id.replace(":", "%3A").replace("+", "%2B"))
+    assert tags["kedro.pipeline"] == "__default__" and tags["kedro.env"] == "server"
+    assert parent.data.params["random_forest.model_options.n_estimators"] == "100"
+    assert parent.data.params["data_processing.split.test_size"] == "0.25"
+    assert parent.data.metrics["random_forest.accuracy"] > 0.85
+    assert parent.data.metrics["logistic_regression.f1_macro"] > 0.85
+    assert "dag_run_duration_s" in parent.data.metrics
+    artifacts = {a.path for ns in ("random_forest", "logistic_regression")
+                 for a in _client(mlflow_server).list_artifacts(parent.info.run_id, ns)}
+    assert artifacts == {"random_forest/model.pkl", "random_forest/confusion_matrix.png",
+                         "logistic_regression/model.pkl", "logistic_regression/confusion_matrix.png"}
+    train = next(c for c in children if c.data.tags["kedro.node"] == "random_forest.train_model")
+    assert train.data.params["random_forest.model_options.max_depth"] == "5"
+    assert "duration_s" in train.data.metrics
+
+    # The "MLflow run" extra link of each task opens that task's run in the MLflow UI.
+    experiment_id = parent.info.experiment_id
+    links = {task: next(v for k, v in xcoms.items() if k.startswith("_link_"))
+             for task, xcoms in result.xcoms.items() if any(k.startswith("_link_") for k in xcoms)}
+    assert links["kedro_run_start"] == links["kedro_run_end"] == (
+        f"{mlflow_server}/#/experiments/{experiment_id}/runs/{parent.info.run_id}")
+    assert links["random_forest.train_model"] == (
+        f"{mlflow_server}/#/experiments/{experiment_id}/runs/{train.info.run_id}")
+
+
+@pytest.fixture
+def tracked_relay(mlflow_server, workspace):
+    experiment = f"relay-{uuid.uuid4().hex[:8]}"
+    project = relay_project(workspace, package="relay_tracked")
+    _server_env(project, mlflow_server, experiment,
+                airflow={"default": {"retries": 1, "retry_delay": "1s"}})
+    _export(project, workspace / "dags")
+    return project, workspace / "dags" / "relay_tracked.py", experiment
+
+
+def test_retried_node_has_two_children_and_parent_finishes(airflow_db, mlflow_server,
+                                                           tracked_relay, tmp_path):
+    project, dag_file, experiment = tracked_relay
+    result = run_dag(dag_file, "relay_tracked",
+                     conf={"fail_once_marker": str(tmp_path / "failed-once")})
+    assert result.state == "success", result.output[-5000:]
+
+    (parent,), children = _runs(mlflow_server, experiment)
+    assert parent.info.status == "FINISHED"
+    report = sorted((c for c in children if c.data.tags["kedro.node"] == "report"),
+                    key=lambda c: int(c.data.tags["airflow.try_number"]))
+    assert [c.info.status for c in report] == ["FAILED", "FINISHED"]
+    assert [c.data.tags["airflow.try_number"] for c in report] == ["1", "2"]
+    assert len(children) == 5
+
+
+def test_failing_node_fails_the_parent_and_is_named(airflow_db, mlflow_server, tracked_relay):
+    project, dag_file, experiment = tracked_relay
+    result = run_dag(dag_file, "relay_tracked", conf={"fail": True})
+    assert result.state == "failed"
+    assert result.tasks["report"] == "upstream_failed"
+
+    (parent,), children = _runs(mlflow_server, experiment)
+    assert parent.info.status == "FAILED"
+    assert parent.data.tags["kedro.failed_nodes"] == "summarize"
+    summarize = [c for c in children if c.data.tags["kedro.node"] == "summarize"]
+    assert [c.info.status for c in summarize] == ["FAILED", "FAILED"]  # one per try (retries: 1)
+    assert not [c for c in children if c.data.tags["kedro.node"] == "report"]
+
+
+def test_start_task_run_twice_reuses_the_parent(airflow_db, mlflow_server, tracked_relay):
+    project, dag_file, experiment = tracked_relay
+    result = run_dag(dag_file, "relay_tracked")
+    assert result.state == "success", result.output[-5000:]
+    again = subprocess.run(
+        [sys.executable, "-m", "airflow", "tasks", "test", "relay_tracked", "kedro_run_start",
+         result.run_id],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    parents, _ = _runs(mlflow_server, experiment)
+    assert len(parents) == 1
+    assert parents[0].data.tags["airflow.run_id"] == result.run_id

@@ -18,5 +18,9 @@ if [[ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]]; then
   echo "Installing airflow-kedro-mlflow and its dependencies into $venv (a few minutes the first time)..."
   "$venv/bin/python" -m pip install --quiet --upgrade pip
   "$venv/bin/python" -m pip install --quiet -e "$repo[test]"
+  # kedro-mlflow is optional: the tests run with and without it, so it goes beside the venv
+  # (its dependencies are all in it already) and only the test runs that ask for it see it.
+  rm -rf "$venv/extras/kedro-mlflow"
+  "$venv/bin/python" -m pip install --quiet --no-deps --target "$venv/extras/kedro-mlflow" "kedro-mlflow>=2,<3"
   echo "$wanted" > "$stamp"
 fi

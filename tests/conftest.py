@@ -40,13 +40,19 @@ os.environ.update(
 )
 
 
-@dataclass
+@dataclass(repr=False)
 class DagRunResult:
     run_id: str
     state: str
     tasks: dict[str, str | None]
     xcoms: dict[str, dict]
     output: str
+
+    def __repr__(self) -> str:
+        """The run's outcome and, for a failed task, the log from its traceback on."""
+        start = self.output.find("Task failed with exception")
+        excerpt = self.output[start : start + 8000] if start >= 0 else self.output[-5000:]
+        return f"DAG run {self.run_id}: {self.state} {self.tasks}\n{excerpt}"
 
 
 def free_port() -> int:
@@ -147,23 +153,39 @@ def copy_example(target: Path) -> Path:
     return target
 
 
-def run_kedro(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+KEDRO_MLFLOW_PATH = Path(sys.prefix) / "extras" / "kedro-mlflow"
+
+
+def with_kedro_mlflow(enabled: bool) -> dict[str, str] | None:
+    """Environment for subprocesses that see kedro-mlflow (installed beside the venv by setup.sh)."""
+    if not enabled:
+        return None
+    if not (KEDRO_MLFLOW_PATH / "kedro_mlflow").is_dir():
+        raise RuntimeError(f"kedro-mlflow is not installed at {KEDRO_MLFLOW_PATH}: run scripts/setup.sh")
+    return {**os.environ, "PYTHONPATH": str(KEDRO_MLFLOW_PATH)}
+
+
+def run_kedro(
+    project: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """Run the ``kedro`` CLI of this environment in ``project``."""
     kedro = Path(sys.executable).with_name("kedro")
     result = subprocess.run(
-        [str(kedro), *args], cwd=project, capture_output=True, text=True, timeout=600
+        [str(kedro), *args], cwd=project, capture_output=True, text=True, timeout=600, env=env
     )
     if check and result.returncode != 0:
         raise AssertionError(f"kedro {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result
 
 
-def run_dag(dag_file: Path, dag_id: str, conf: dict | None = None) -> DagRunResult:
+def run_dag(
+    dag_file: Path, dag_id: str, conf: dict | None = None, env: dict[str, str] | None = None
+) -> DagRunResult:
     """``dag.test()`` of ``dag_id`` in a fresh interpreter; its final states."""
     command = [sys.executable, str(REPO / "tests" / "dag_runner.py"), str(dag_file), dag_id]
     if conf is not None:
         command.append(json.dumps(conf))
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
     output = result.stdout + result.stderr
     lines = [line for line in result.stdout.splitlines() if line.startswith("DAG_RUN_RESULT ")]
     if not lines:

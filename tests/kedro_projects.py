@@ -116,3 +116,52 @@ def relay_project(root: Path, package: str = "relay", **overrides: Any) -> Path:
         parameters=overrides.pop("parameters", RELAY_PARAMETERS),
         **overrides,
     )
+
+
+KEDRO_MLFLOW_NODES = '''
+"""Nodes whose outputs are kedro-mlflow datasets: a model, a metrics history and an artifact."""
+
+import os
+
+from sklearn.linear_model import LinearRegression
+
+
+def fit(count: int):
+    xs = [[float(x)] for x in range(count)]
+    return LinearRegression().fit(xs, [2.0 * x[0] + 1.0 for x in xs])
+
+
+def score(model, count: int):
+    slope = float(model.coef_[0])
+    exported = os.environ.get("AKM_PROBE") == "from-credentials"
+    return {"slope": {"value": slope, "step": 0}}, f"slope={slope:.3f} exported={exported}"
+'''
+
+KEDRO_MLFLOW_REGISTRY = '''
+from kedro.pipeline import Pipeline, node
+
+from {package}.nodes import fit, score
+
+
+def register_pipelines():
+    pipeline = Pipeline([
+        node(fit, "params:count", "model", name="fit"),
+        node(score, ["model", "params:count"], ["metrics", "notes"], name="score"),
+    ])
+    return {{"__default__": pipeline}}
+'''
+
+KEDRO_MLFLOW_CATALOG = {
+    "model": {"type": "kedro_mlflow.io.models.MlflowModelTrackingDataset", "flavor": "mlflow.sklearn"},
+    "metrics": {"type": "kedro_mlflow.io.metrics.MlflowMetricsHistoryDataset"},
+    "notes": {
+        "type": "kedro_mlflow.io.artifacts.MlflowArtifactDataset",
+        "dataset": {"type": "text.TextDataset", "filepath": "data/notes.txt"},
+    },
+}
+
+
+def kedro_mlflow_project(root: Path, package: str = "kmlflow") -> Path:
+    """A project written the kedro-mlflow way: its datasets, its hook, its config."""
+    return write_project(root, package, KEDRO_MLFLOW_NODES, KEDRO_MLFLOW_REGISTRY,
+                         catalog=KEDRO_MLFLOW_CATALOG, parameters={"count": 5})

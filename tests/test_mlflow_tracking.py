@@ -10,10 +10,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import copy_example, run_dag, run_kedro
-from kedro_projects import relay_project
+from conftest import copy_example, run_dag, run_kedro, with_kedro_mlflow
+from kedro_projects import kedro_mlflow_project, relay_project
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(params=[False, True], ids=["without-kedro-mlflow", "with-kedro-mlflow"])
+def env(request) -> dict[str, str] | None:
+    """Each test runs twice: kedro-mlflow absent, and installed with its hook active."""
+    return with_kedro_mlflow(request.param)
 
 EXAMPLE_NODES = 7
 
@@ -45,17 +51,18 @@ def _runs(url: str, experiment: str) -> tuple[list, list]:
     return parents, children
 
 
-def _export(project: Path, dags: Path) -> None:
-    run_kedro(project, "airflow", "export", "-e", "server", "--target-dir", str(dags))
+def _export(project: Path, dags: Path, env: dict | None) -> None:
+    run_kedro(project, "airflow", "export", "-e", "server", "--target-dir", str(dags), env=env)
 
 
-def test_example_dag_is_one_parent_run_with_a_child_per_node(airflow_db, mlflow_server, workspace):
+def test_example_dag_is_one_parent_run_with_a_child_per_node(airflow_db, mlflow_server, workspace,
+                                                             env):
     experiment = f"wine-{uuid.uuid4().hex[:8]}"
     project = copy_example(workspace / "examples" / "wine_classifier")
     _server_env(project, mlflow_server, experiment)
-    _export(project, workspace / "dags")
-    result = run_dag(workspace / "dags" / "wine_classifier.py", "wine_classifier")
-    assert result.state == "success", result.output[-5000:]
+    _export(project, workspace / "dags", env)
+    result = run_dag(workspace / "dags" / "wine_classifier.py", "wine_classifier", env=env)
+    assert result.state == "success", result
 
     (parent,), children = _runs(mlflow_server, experiment)
     assert parent.info.status == "FINISHED"
@@ -95,21 +102,21 @@ def test_example_dag_is_one_parent_run_with_a_child_per_node(airflow_db, mlflow_
 
 
 @pytest.fixture
-def tracked_relay(mlflow_server, workspace):
+def tracked_relay(mlflow_server, workspace, env):
     experiment = f"relay-{uuid.uuid4().hex[:8]}"
     project = relay_project(workspace, package="relay_tracked")
     _server_env(project, mlflow_server, experiment,
                 airflow={"default": {"retries": 1, "retry_delay": "1s"}})
-    _export(project, workspace / "dags")
+    _export(project, workspace / "dags", env)
     return project, workspace / "dags" / "relay_tracked.py", experiment
 
 
 def test_retried_node_has_two_children_and_parent_finishes(airflow_db, mlflow_server,
-                                                           tracked_relay, tmp_path):
+                                                           tracked_relay, tmp_path, env):
     project, dag_file, experiment = tracked_relay
     result = run_dag(dag_file, "relay_tracked",
-                     conf={"fail_once_marker": str(tmp_path / "failed-once")})
-    assert result.state == "success", result.output[-5000:]
+                     conf={"fail_once_marker": str(tmp_path / "failed-once")}, env=env)
+    assert result.state == "success", result
 
     (parent,), children = _runs(mlflow_server, experiment)
     assert parent.info.status == "FINISHED"
@@ -120,9 +127,9 @@ def test_retried_node_has_two_children_and_parent_finishes(airflow_db, mlflow_se
     assert len(children) == 5
 
 
-def test_failing_node_fails_the_parent_and_is_named(airflow_db, mlflow_server, tracked_relay):
+def test_failing_node_fails_the_parent_and_is_named(airflow_db, mlflow_server, tracked_relay, env):
     project, dag_file, experiment = tracked_relay
-    result = run_dag(dag_file, "relay_tracked", conf={"fail": True})
+    result = run_dag(dag_file, "relay_tracked", conf={"fail": True}, env=env)
     assert result.state == "failed"
     assert result.tasks["report"] == "upstream_failed"
 
@@ -134,16 +141,50 @@ def test_failing_node_fails_the_parent_and_is_named(airflow_db, mlflow_server, t
     assert not [c for c in children if c.data.tags["kedro.node"] == "report"]
 
 
-def test_start_task_run_twice_reuses_the_parent(airflow_db, mlflow_server, tracked_relay):
+def test_start_task_run_twice_reuses_the_parent(airflow_db, mlflow_server, tracked_relay, env):
     project, dag_file, experiment = tracked_relay
-    result = run_dag(dag_file, "relay_tracked")
-    assert result.state == "success", result.output[-5000:]
+    result = run_dag(dag_file, "relay_tracked", env=env)
+    assert result.state == "success", result
     again = subprocess.run(
         [sys.executable, "-m", "airflow", "tasks", "test", "relay_tracked", "kedro_run_start",
          result.run_id],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=300, env=env,
     )
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     parents, _ = _runs(mlflow_server, experiment)
     assert len(parents) == 1
     assert parents[0].data.tags["airflow.run_id"] == result.run_id
+
+
+def test_kedro_mlflow_project_logs_into_the_shared_run(airflow_db, mlflow_server, workspace):
+    """kedro-mlflow's own config, hook and datasets: one parent, never ended by its hook."""
+    env = with_kedro_mlflow(True)
+    experiment = f"kmlflow-{uuid.uuid4().hex[:8]}"
+    project = kedro_mlflow_project(workspace)
+    (project / "conf" / "server").mkdir()
+    run_kedro(project, "mlflow", "init", "--env", "server", env=env)
+    config_file = project / "conf" / "server" / "mlflow.yml"
+    config = yaml.safe_load(config_file.read_text())
+    config["server"]["mlflow_tracking_uri"] = mlflow_server
+    config["server"]["credentials"] = "mlflow_creds"
+    config["tracking"]["experiment"]["name"] = experiment
+    config_file.write_text(yaml.safe_dump(config))
+    (project / "conf" / "server" / "credentials.yml").write_text(
+        yaml.safe_dump({"mlflow_creds": {"AKM_PROBE": "from-credentials"}}))
+    _export(project, workspace / "dags", env)
+    result = run_dag(workspace / "dags" / "kmlflow.py", "kmlflow", env=env)
+    assert result.state == "success", result
+
+    (parent,), children = _runs(mlflow_server, experiment)
+    assert parent.info.status == "FINISHED"
+    assert sorted(c.data.tags["kedro.node"] for c in children) == ["fit", "score"]
+    assert {c.info.status for c in children} == {"FINISHED"}
+    (slope,) = [value for key, value in parent.data.metrics.items() if key.endswith("slope")]
+    assert slope == pytest.approx(2.0)
+    client = _client(mlflow_server)
+    # MLflow 3 logs a model as a LoggedModel whose source run is the run active at save: the parent
+    (model,) = client.search_logged_models(experiment_ids=[parent.info.experiment_id])
+    assert model.source_run_id == parent.info.run_id
+    assert "notes.txt" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+    notes = Path(client.download_artifacts(parent.info.run_id, "notes.txt"))
+    assert notes.read_text() == "slope=2.000 exported=True"

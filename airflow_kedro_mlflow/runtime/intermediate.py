@@ -44,8 +44,8 @@ class IntermediateStore:
     def url(self) -> str:
         return f"{self.protocol}{self.prefix}"
 
-    def path_for(self, dataset_name: str) -> str:
-        return f"{self.prefix}/{storage_key(dataset_name)}.pickle"
+    def path_for(self, dataset_name: str, suffix: str = ".pickle") -> str:
+        return f"{self.prefix}/{storage_key(dataset_name)}{suffix}"
 
     def dataset(self, dataset_name: str) -> IntermediateDataset:
         return IntermediateDataset(self, dataset_name)

@@ -27,6 +27,7 @@ from airflow_kedro_mlflow.kedro_project import (
 from airflow_kedro_mlflow.project_ref import KedroProject
 from airflow_kedro_mlflow.run_identity import RunIdentity
 from airflow_kedro_mlflow.runtime.intermediate import IntermediateStore
+from airflow_kedro_mlflow.runtime.model_uri_handoff import ModelUriHandoffHooks
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ def run_node(
     if crossing:
         log.info("Intermediate data for %s under %s", ", ".join(crossing), store.url)
         session._hook_manager.register(IntermediateDataHooks(store, crossing))
+    session._hook_manager.register(ModelUriHandoffHooks(store))
     with contextlib.ExitStack() as stack:
         if tracker is not None and parent_run_id:
             params = node_params(project, project_path, task.node_name, runtime_params)

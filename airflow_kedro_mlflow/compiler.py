@@ -44,6 +44,9 @@ def compile_project(
 
     session = create_session(project_path, env=env, conf_source=conf_source, with_hooks=False)
     context = session.load_context()
+    # The catalog's *configuration* is all the manifest needs; instantiating the catalog would
+    # resolve credentials, and exporting must not need (or see) any secret.
+    catalog = catalog_resolver(context.config_loader["catalog"])
     registered = dict(pipelines)
     names = pipeline_names or sorted(registered)
     unknown = [name for name in names if name not in registered]
@@ -60,13 +63,14 @@ def compile_project(
         )
         manifest = compile_pipeline(
             registered[name],
-            catalog=context.catalog,
+            catalog=catalog,
             package_name=metadata.package_name,
             project_name=metadata.project_name,
             pipeline_name=name,
             env=env,
             kedro_version=kedro_version,
-            dag_id=settings.dag_id,
+            dag_id=(settings.dag_id or dag_id_for(metadata.package_name, name))
+            + settings.dag_id_suffix,
         )
         compiled.append(CompiledPipeline(manifest, settings))
     return compiled
@@ -83,7 +87,7 @@ def compile_pipeline(
     kedro_version: str,
     dag_id: str | None = None,
 ) -> Manifest:
-    """Describe one Kedro ``Pipeline`` with the datasets its ``catalog`` declares."""
+    """Describe one Kedro ``Pipeline`` with the datasets its ``catalog`` (a resolver) declares."""
     if not pipeline.nodes:
         raise ExportError(f"pipeline '{pipeline_name}' of '{package_name}' has no nodes")
     dependencies = pipeline.node_dependencies
@@ -142,13 +146,36 @@ def _check_unique_task_ids(nodes: list[NodeSpec], pipeline_name: str) -> None:
             )
 
 
+def catalog_resolver(catalog_config: dict[str, Any]) -> Any:
+    """Kedro's resolver of catalog entries and dataset factories, with credentials left out."""
+    from kedro.io.catalog_config_resolver import CatalogConfigResolver
+
+    def without_credentials(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: without_credentials(v) for k, v in value.items() if k != "credentials"}
+        return value
+
+    return CatalogConfigResolver(config=without_credentials(dict(catalog_config)))
+
+
 def _dataset_spec(name: str, catalog: Any) -> DatasetSpec:
+    """What the catalog config says of ``name``: a parameter, persisted, or kept in memory."""
     if name == "parameters" or name.startswith("params:"):
         return DatasetSpec(name=name, kind="parameter")
-    dataset_type = catalog.get_type(name)
-    if dataset_type is None or dataset_type in MEMORY_DATASET_TYPES:
+    declared = (
+        name in catalog.config
+        or catalog.match_dataset_pattern(name) is not None
+        or catalog.match_user_catch_all_pattern(name) is not None
+    )
+    if not declared:
+        return DatasetSpec(name=name, kind="memory")
+    from kedro.io.core import parse_dataset_definition
+
+    config = catalog.resolve_pattern(name) or {}
+    dataset_class, _ = parse_dataset_definition(config)
+    dataset_type = f"{dataset_class.__module__}.{dataset_class.__qualname__}"
+    if dataset_type in MEMORY_DATASET_TYPES:
         return DatasetSpec(name=name, kind="memory", type=dataset_type)
-    config = catalog.config_resolver.resolve_pattern(name) or {}
     return DatasetSpec(
         name=name,
         kind="persisted",

@@ -35,8 +35,16 @@ class PipelineSettings:
     intermediate_store: str = DEFAULT_INTERMEDIATE_STORE
     """Where data crossing task boundaries is kept during a DAG run: a local directory (relative
     paths are relative to the project root) or an fsspec URL."""
+    intermediate_store_credentials: str | None = None
+    """An entry of credentials.yml with the store's fsspec options (s3fs: key, secret,
+    client_kwargs.endpoint_url...), the same shape as a Kedro dataset's credentials."""
     dag_id: str | None = None
     """Overrides the DAG id derived from the package and pipeline names."""
+    dag_id_suffix: str = ""
+    """Appended to every DAG id, e.g. to export one project for two envs into one dags/ folder.
+    (Kedro's config loader drops blocks whose name starts with ``_``, such as ``__default__``,
+    so a per-pipeline ``dag_id`` cannot be set for the default pipeline; a suffix in ``default``
+    can.)"""
     schedule: str | None = None
     """A cron expression or preset (``@daily``); ``None`` (the default) for manual runs only."""
     start_date: datetime | None = None
@@ -138,7 +146,9 @@ def _tags(value: Any, where: str) -> tuple[str, ...]:
 # key in airflow.yml -> (field of PipelineSettings, parser)
 _KEYS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
     "intermediate_store": ("intermediate_store", _string),
+    "intermediate_store_credentials": ("intermediate_store_credentials", _string),
     "dag_id": ("dag_id", _string),
+    "dag_id_suffix": ("dag_id_suffix", _string),
     "schedule": ("schedule", _schedule),
     "schedule_interval": ("schedule", _schedule),  # kedro-airflow's (Airflow 2) name
     "start_date": ("start_date", _start_date),

@@ -112,6 +112,33 @@ def mlflow_server(tmp_path_factory) -> str:
         yield url
 
 
+@dataclass(frozen=True)
+class S3Endpoint:
+    url: str
+
+    def client(self, key: str = "test", secret: str = "test"):
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.url, aws_access_key_id=key,
+                            aws_secret_access_key=secret, region_name="us-east-1")
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory) -> S3Endpoint:
+    """A real S3 HTTP API on loopback: moto in server mode, in its own process group."""
+    root = tmp_path_factory.mktemp("moto")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)]
+    with background_process(command, root / "moto.log") as process:
+        wait_for_http(f"{url}/moto-api/", process, root / "moto.log")
+        yield S3Endpoint(url)
+
+
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(AIRFLOW_HOME, ignore_errors=True)
 

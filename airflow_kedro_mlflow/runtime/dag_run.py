@@ -10,11 +10,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from airflow_kedro_mlflow.kedro_project import bootstrap, config_loader
+from airflow_kedro_mlflow.kedro_project import config_loader
 from airflow_kedro_mlflow.project_ref import KedroProject
 from airflow_kedro_mlflow.run_identity import RunIdentity
-from airflow_kedro_mlflow.runtime.node_run import open_store
-from airflow_kedro_mlflow.runtime.tracking import Tracker
+from airflow_kedro_mlflow.runtime.task_runtime import TaskRuntime
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +32,8 @@ def start_run(
     project: KedroProject, run: RunIdentity, runtime_params: dict[str, Any]
 ) -> TrackedRun | None:
     """Check the project is usable here and open (or find again) the DAG run's MLflow parent run."""
-    project_path = project.locate()
-    metadata = bootstrap(project_path)
-    store = open_store(project, project_path, run)
+    runtime = TaskRuntime.open(project, run)
+    project_path, metadata, store = runtime.path, runtime.metadata, runtime.store
     log.info(
         "DAG run %s of Kedro project %s: save version %s, intermediate store %s",
         run.run_id,
@@ -45,7 +43,7 @@ def start_run(
     )
     if runtime_params:
         log.info("Kedro runtime parameters from the DAG run's conf: %s", sorted(runtime_params))
-    tracker = Tracker.open(project, project_path, metadata.package_name)
+    tracker = runtime.tracker
     if tracker is None:
         return None
     loader = config_loader(project_path, project.env, project.conf_source, runtime_params or None)
@@ -66,10 +64,9 @@ def finish_run(
     """
     unsuccessful = sorted(n for n, state in node_states.items() if str(state) not in OK_STATES)
     failed = sorted(n for n, state in node_states.items() if str(state) == "failed")
-    project_path = project.locate()
-    metadata = bootstrap(project_path)
+    runtime = TaskRuntime.open(project, run)
     tracked = None
-    tracker = Tracker.open(project, project_path, metadata.package_name)
+    tracker = runtime.tracker
     if tracker is not None:
         duration = (
             (datetime.now(timezone.utc) - run.start_date).total_seconds() if run.start_date else None
@@ -78,7 +75,7 @@ def finish_run(
         if parent is not None:
             tracked = TrackedRun(parent.info.run_id, tracker.run_url(parent))
             log.info("MLflow parent run %s is %s", parent.info.run_id, parent.info.status)
-    store = open_store(project, project_path, run)
+    store = runtime.store
     if unsuccessful:
         log.warning(
             "Nodes not successful: %s; keeping intermediate data at %s",

@@ -24,7 +24,11 @@ class IntermediateStore:
     """The intermediate data of one DAG run under an fsspec URL or a local directory."""
 
     def __init__(self, root: str, run: RunIdentity, storage_options: dict[str, Any] | None = None):
-        self.fs, base = fsspec.core.url_to_fs(root, **(storage_options or {}))
+        # A fresh filesystem object per store: fsspec's instance and listing caches would otherwise
+        # let tasks that share a process (dag.test) see each other's stale listings.
+        self.fs, base = fsspec.core.url_to_fs(
+            root, skip_instance_cache=True, **(storage_options or {})
+        )
         self.protocol = root.split("://", 1)[0] + "://" if "://" in root else ""
         self.run = run
         self.prefix = "/".join(

@@ -17,17 +17,12 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
-from airflow_kedro_mlflow.config import PipelineSettings, load_pipeline_settings
-from airflow_kedro_mlflow.kedro_project import (
-    bootstrap,
-    conf_source_path,
-    config_loader,
-    create_session,
-)
+from airflow_kedro_mlflow.kedro_project import config_loader, create_session
 from airflow_kedro_mlflow.project_ref import KedroProject
 from airflow_kedro_mlflow.run_identity import RunIdentity
 from airflow_kedro_mlflow.runtime.intermediate import IntermediateStore
 from airflow_kedro_mlflow.runtime.model_uri_handoff import ModelUriHandoffHooks
+from airflow_kedro_mlflow.runtime.task_runtime import TaskRuntime
 
 log = logging.getLogger(__name__)
 
@@ -55,19 +50,6 @@ class IntermediateDataHooks:
             catalog[name] = self._store.dataset(name)
 
 
-def project_settings(project: KedroProject, project_path: Path) -> PipelineSettings:
-    """The pipeline's ``airflow.yml`` settings, read with the project's config loader."""
-    loader = config_loader(project_path, project.env, project.conf_source)
-    return load_pipeline_settings(
-        loader, conf_source_path(project_path, project.conf_source), project.env, project.pipeline
-    )
-
-
-def open_store(project: KedroProject, project_path: Path, run: RunIdentity) -> IntermediateStore:
-    settings = project_settings(project, project_path)
-    return IntermediateStore.for_project(settings.intermediate_store, project_path, run)
-
-
 def run_node(
     project: KedroProject,
     task: NodeTask,
@@ -82,12 +64,8 @@ def run_node(
     ``on_tracked(run_id, url)`` is called as soon as that child exists, so the task can link to it
     even if the node then fails.
     """
-    from airflow_kedro_mlflow.runtime.tracking import Tracker
-
-    project_path = project.locate()
-    metadata = bootstrap(project_path)
-    store = open_store(project, project_path, run)
-    tracker = Tracker.open(project, project_path, metadata.package_name)
+    runtime = TaskRuntime.open(project, run)
+    project_path, store, tracker = runtime.path, runtime.store, runtime.tracker
     session = create_session(
         project_path,
         env=project.env,

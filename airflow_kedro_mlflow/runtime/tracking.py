@@ -36,6 +36,7 @@ from airflow_kedro_mlflow.mlflow_config import (
 )
 from airflow_kedro_mlflow.project_ref import KedroProject
 from airflow_kedro_mlflow.run_identity import RunIdentity
+from airflow_kedro_mlflow.runtime.credentials import Credentials
 
 log = logging.getLogger(__name__)
 
@@ -43,54 +44,39 @@ TAG_ROLE = "airflow_kedro_mlflow.role"
 TAG_DAG_ID = "airflow.dag_id"
 TAG_RUN_ID = "airflow.run_id"
 TAG_FAILED_NODES = "kedro.failed_nodes"
-CREDENTIALS_PATTERNS = ["credentials*", "credentials*/**", "**/credentials*"]
 MAX_PARAM_LENGTH = 6000
 PARAMS_PER_BATCH = 100
 
 
-def mask(value: str) -> None:
-    """Register a secret with Airflow's masker, so task logs never show it."""
-    try:
-        from airflow.sdk.log import mask_secret
-    except ImportError:  # pragma: no cover - outside Airflow
-        return
-    mask_secret(value)
-
-
-def load_settings(
-    project: KedroProject, project_path: Path, package_name: str
-) -> tuple[MlflowSettings, Any]:
-    """The pipeline's MLflow settings and the config loader they were read with."""
+def load_settings(project: KedroProject, project_path: Path, package_name: str) -> MlflowSettings:
+    """The pipeline's MLflow settings."""
     loader = config_loader(project_path, project.env, project.conf_source)
     conf_root = conf_source_path(project_path, project.conf_source)
     source = describe_sources(conf_root, project.env, "mlflow")
     config = read_config(loader, CONFIG_KEY, CONFIG_PATTERNS, source)
-    settings = settings_from_dict(
+    return settings_from_dict(
         config,
         project_path=project_path,
         pipeline_name=project.pipeline,
         package_name=package_name,
         source=source,
     )
-    return settings, loader
 
 
-def export_credentials(settings: MlflowSettings, loader: Any) -> None:
-    """Put ``server.credentials``' entries into this task's environment, masked in its logs."""
+def export_credentials(settings: MlflowSettings, credentials: Credentials) -> None:
+    """Put ``server.credentials``' entries into this task's environment (kedro-mlflow's contract:
+    e.g. ``AWS_ACCESS_KEY_ID``, ``MLFLOW_S3_ENDPOINT_URL``, ``MLFLOW_TRACKING_TOKEN``).
+
+    kedro-mlflow's own hook skips this when a run is already active, as it is in node tasks.
+    """
     if not settings.credentials:
         return
-    credentials = read_config(loader, "credentials", CREDENTIALS_PATTERNS, "credentials.yml") or {}
-    entry = credentials.get(settings.credentials)
-    if not isinstance(entry, Mapping):
-        raise ConfigError(
-            f"{settings.source}: key 'server.credentials' names '{settings.credentials}', "
-            f"which is not a mapping in the project's credentials.yml"
-        )
+    entry = credentials.entry(
+        settings.credentials, referenced_by=f"{settings.source}: key 'server.credentials'"
+    )
     for name, value in entry.items():
-        if value is None:
-            continue
-        mask(str(value))
-        os.environ[str(name)] = str(value)
+        if value is not None:
+            os.environ[str(name)] = str(value)
 
 
 @dataclass(frozen=True)
@@ -100,12 +86,18 @@ class Tracker:
     settings: MlflowSettings
 
     @classmethod
-    def open(cls, project: KedroProject, project_path: Path, package_name: str) -> Tracker | None:
-        settings, loader = load_settings(project, project_path, package_name)
+    def open(
+        cls,
+        project: KedroProject,
+        project_path: Path,
+        package_name: str,
+        credentials: Credentials,
+    ) -> Tracker | None:
+        settings = load_settings(project, project_path, package_name)
         if not settings.enabled:
             log.info("MLflow tracking is off for pipeline '%s' (%s)", project.pipeline, settings.source)
             return None
-        export_credentials(settings, loader)
+        export_credentials(settings, credentials)
         import mlflow
 
         mlflow.set_tracking_uri(settings.tracking_uri)

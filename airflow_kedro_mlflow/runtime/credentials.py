@@ -1,0 +1,71 @@
+"""The one way credentials reach anything: ``credentials.yml``, resolved inside the task.
+
+Kedro's config loader reads ``conf/<env>/credentials.yml`` (with ``${oc.env:...}``) in the task
+process only; DAG files, XCom and MLflow never see a value. Every value of the file is registered
+with Airflow's secret masker before anything else can log it. Consumers (the MLflow client, the
+intermediate store) name an entry; a missing entry is an error that names the entry and the file
+and key that referenced it, never a value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from airflow_kedro_mlflow.errors import ConfigError
+from airflow_kedro_mlflow.kedro_project import (
+    conf_source_path,
+    config_loader,
+    describe_sources,
+    read_config,
+)
+from airflow_kedro_mlflow.project_ref import KedroProject
+
+CREDENTIALS_PATTERNS = ["credentials*", "credentials*/**", "**/credentials*"]
+
+
+def mask(value: Any) -> None:
+    """Register every string in ``value`` (nested mappings and lists too) with the masker."""
+    if isinstance(value, Mapping):
+        for item in value.values():
+            mask(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            mask(item)
+    elif value is not None and not isinstance(value, bool):
+        try:
+            from airflow.sdk.log import mask_secret
+        except ImportError:  # pragma: no cover - outside Airflow
+            return
+        mask_secret(str(value))
+
+
+class Credentials:
+    """The project's credentials, masked as soon as they are read."""
+
+    def __init__(self, entries: Mapping[str, Any], source: str):
+        self._entries = entries
+        self.source = source
+        mask(entries)
+
+    @classmethod
+    def load(cls, project: KedroProject, project_path: Path) -> Credentials:
+        loader = config_loader(project_path, project.env, project.conf_source)
+        conf_root = conf_source_path(project_path, project.conf_source)
+        source = describe_sources(conf_root, project.env, "credentials")
+        entries = read_config(loader, "credentials", CREDENTIALS_PATTERNS, source) or {}
+        return cls(entries, source)
+
+    def entry(self, name: str, referenced_by: str) -> dict[str, Any]:
+        """The mapping stored under ``name``; ``referenced_by`` says which file and key named it."""
+        value = self._entries.get(name)
+        if value is None:
+            raise ConfigError(
+                f"{referenced_by} names credentials '{name}', which {self.source} does not define"
+            )
+        if not isinstance(value, Mapping):
+            raise ConfigError(
+                f"{referenced_by} names credentials '{name}', which is not a mapping in {self.source}"
+            )
+        return dict(value)

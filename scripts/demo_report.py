@@ -1,0 +1,44 @@
+"""Print where the demo's results are: the MLflow parent run and the objects on the demo's S3.
+
+The S3 endpoint lives only as long as the demo, so its objects are also copied to
+.airflow/demo-s3/ for a look afterwards.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+import boto3
+from mlflow.tracking import MlflowClient
+
+project, copy_to = Path(sys.argv[1]), Path(sys.argv[2])
+client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+experiment = client.get_experiment_by_name("wine_classifier_s3")
+(parent,) = client.search_runs(
+    [experiment.experiment_id],
+    "tags.`airflow_kedro_mlflow.role` = 'parent'",
+    order_by=["attributes.start_time DESC"],
+    max_results=1,
+)
+children = client.search_runs(
+    [experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
+)
+print(f"MLflow parent run {parent.info.run_id} ({parent.info.status}) with {len(children)} node runs")
+print(f"  tracking store: sqlite:///{project / 'mlflow.db'}, experiment 'wine_classifier_s3'")
+for key, value in sorted(parent.data.metrics.items()):
+    print(f"  {key} = {value}")
+
+s3 = boto3.client(
+    "s3",
+    endpoint_url=os.environ["WINE_S3_ENDPOINT_URL"],
+    aws_access_key_id=os.environ["WINE_S3_KEY"],
+    aws_secret_access_key=os.environ["WINE_S3_SECRET"],
+    region_name="us-east-1",
+)
+print(f"S3 ({os.environ['WINE_S3_ENDPOINT_URL']}), bucket wine-classifier, copied to {copy_to}:")
+for page in s3.get_paginator("list_objects_v2").paginate(Bucket="wine-classifier"):
+    for obj in page.get("Contents", []):
+        target = copy_to / obj["Key"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        s3.download_file("wine-classifier", obj["Key"], str(target))
+        print(f"  s3://wine-classifier/{obj['Key']}  ({obj['Size']} bytes)")

@@ -1,0 +1,108 @@
+"""S3 everywhere (MLflow artifacts, catalog, intermediate data), against moto's S3 HTTP API."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from airflow_kedro_mlflow.ids import storage_key
+from conftest import AIRFLOW_HOME, copy_example, run_dag, run_kedro
+
+pytestmark = pytest.mark.slow
+BUCKET = "wine-classifier"
+
+
+@pytest.fixture
+def s3_example(airflow_db, workspace, s3_server, mlflow_server, monkeypatch):
+    """The example project in its `s3` env, with distinctive credentials planted in the env."""
+    key, secret = f"plantedkey{uuid.uuid4().hex}", f"plantedsecret{uuid.uuid4().hex}"
+    s3 = s3_server.client(key, secret)
+    if BUCKET not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket=BUCKET)
+    for name, value in {"WINE_S3_KEY": key, "WINE_S3_SECRET": secret,
+                        "WINE_S3_ENDPOINT_URL": s3_server.url}.items():
+        monkeypatch.setenv(name, value)
+    project = copy_example(workspace / "examples" / "wine_classifier")
+    experiment = f"wine-s3-{uuid.uuid4().hex[:8]}"
+    config_file = project / "conf" / "s3" / "mlflow.yml"
+    config = yaml.safe_load(config_file.read_text())
+    config["server"]["mlflow_tracking_uri"] = mlflow_server
+    config["tracking"]["experiment"]["name"] = experiment
+    config["tracking"]["experiment"]["create_experiment_kwargs"]["artifact_location"] = (
+        f"s3://{BUCKET}/{experiment}")
+    config_file.write_text(yaml.safe_dump(config))
+    run_kedro(project, "airflow", "export", "-e", "s3", "--target-dir", str(workspace / "dags"))
+    return project, workspace / "dags" / "wine_classifier_s3.py", experiment, (key, secret)
+
+
+
+def test_example_dag_keeps_everything_on_s3_and_leaks_no_secret(s3_example, s3_server,
+                                                                mlflow_server, workspace):
+    project, dag_file, experiment, planted = s3_example
+    result = run_dag(dag_file, "wine_classifier_s3")
+    assert result.state == "success", result
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(mlflow_server)
+    exp = client.get_experiment_by_name(experiment)
+    (parent,) = client.search_runs([exp.experiment_id], "tags.`airflow_kedro_mlflow.role` = 'parent'")
+    artifacts = s3_server.keys(BUCKET, f"{experiment}/")
+    run_prefix = f"{experiment}/{parent.info.run_id}/artifacts/"
+    assert {run_prefix + p for p in ("random_forest/model.pkl", "random_forest/confusion_matrix.png",
+                                     "logistic_regression/model.pkl")} <= set(artifacts), artifacts
+    catalog = s3_server.keys(BUCKET, "data/")
+    assert "data/01_raw/wine.csv" in catalog
+    save_version = parent.data.tags["kedro.save_version"]
+    assert f"data/06_models/random_forest/model.pkl/{save_version}/model.pkl" in catalog
+    assert s3_server.keys(BUCKET, "airflow-intermediate/wine_classifier_s3/") == []
+    assert not (project / "data" / "01_raw" / "wine.csv").exists()  # nothing fell back to disk
+
+    _assert_nowhere(planted, workspace, result.output, mlflow_server, experiment)
+
+
+def test_failed_run_keeps_its_intermediate_data_on_s3(s3_example, s3_server):
+    project, dag_file, experiment, _ = s3_example
+    result = run_dag(dag_file, "wine_classifier_s3",
+                     conf={"random_forest": {"model_options": {"n_estimators": -1}}})
+    assert result.state == "failed"
+    assert result.tasks["random_forest.train_model"] == "failed"
+    prefix = f"airflow-intermediate/wine_classifier_s3/{storage_key(result.run_id)}/"
+    kept = {Path(k).name for k in s3_server.keys(BUCKET, prefix)}
+    assert {"X_train.pickle", "y_train.pickle", "X_test.pickle", "y_test.pickle"} <= kept
+
+
+def test_missing_credentials_entry_is_named_without_values(s3_example, workspace):
+    project, dag_file, experiment, planted = s3_example
+    airflow_yml = project / "conf" / "s3" / "airflow.yml"
+    airflow_yml.write_text(airflow_yml.read_text().replace("credentials: s3", "credentials: s3_typo"))
+    result = run_dag(dag_file, "wine_classifier_s3")
+    assert result.state == "failed"
+    assert result.tasks["kedro_run_start"] == "failed"
+    assert "names credentials 's3_typo', which" in result.output
+    assert "credentials.yml does not define" in result.output
+    for value in planted:
+        assert value not in result.output
+
+
+def _assert_nowhere(planted: tuple[str, str], workspace: Path, output: str, mlflow_server: str,
+                    experiment: str) -> None:
+    """No planted value in DAG files, the Airflow DB, task logs, task output or MLflow runs."""
+    from mlflow.tracking import MlflowClient
+
+    places: dict[str, bytes] = {"dag.test output": output.encode()}
+    for path in [*(workspace / "dags").rglob("*.py"), *AIRFLOW_HOME.glob("*.db*"),
+                 *(AIRFLOW_HOME / "logs").rglob("*")]:
+        if path.is_file():
+            places[str(path)] = path.read_bytes()
+    client = MlflowClient(mlflow_server)
+    exp = client.get_experiment_by_name(experiment)
+    for run in client.search_runs([exp.experiment_id]):
+        places[f"MLflow run {run.info.run_id}"] = repr((run.data.params, run.data.tags)).encode()
+    assert len(places) > 3
+    for value in planted:
+        leaks = [where for where, content in places.items() if value.encode() in content]
+        assert not leaks, f"planted credential found in: {leaks}"

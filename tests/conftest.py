@@ -139,6 +139,36 @@ def s3_server(tmp_path_factory) -> S3Endpoint:
         yield S3Endpoint(url)
 
 
+@dataclass(frozen=True)
+class AuthenticatingS3(S3Endpoint):
+    """An S3 endpoint that checks signatures: only ``key``/``secret`` (an IAM user's) work."""
+
+    key: str = ""
+    secret: str = ""
+
+
+@pytest.fixture(scope="session")
+def s3_auth_server(tmp_path_factory) -> AuthenticatingS3:
+    """moto with authentication on: the first requests (unauthenticated) create an IAM user."""
+    import boto3
+
+    root = tmp_path_factory.mktemp("moto-auth")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)]
+    with background_process(command, root / "moto.log",
+                            env={"INITIAL_NO_AUTH_ACTION_COUNT": "3"}) as process:
+        wait_for_http(f"{url}/moto-api/", process, root / "moto.log")
+        iam = boto3.client("iam", endpoint_url=url, region_name="us-east-1",
+                           aws_access_key_id="bootstrap", aws_secret_access_key="bootstrap")
+        iam.create_user(UserName="tester")
+        iam.put_user_policy(UserName="tester", PolicyName="all", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17",
+             "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+        access = iam.create_access_key(UserName="tester")["AccessKey"]
+        yield AuthenticatingS3(url, access["AccessKeyId"], access["SecretAccessKey"])
+
+
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(AIRFLOW_HOME, ignore_errors=True)
 

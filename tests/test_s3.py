@@ -15,15 +15,9 @@ pytestmark = pytest.mark.slow
 BUCKET = "wine-classifier"
 
 
-@pytest.fixture
-def s3_example(airflow_db, workspace, s3_server, mlflow_server, monkeypatch):
-    """The example project in its `s3` env, with distinctive credentials planted in the env."""
-    key, secret = f"plantedkey{uuid.uuid4().hex}", f"plantedsecret{uuid.uuid4().hex}"
-    s3 = s3_server.client(key, secret)
-    if BUCKET not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
-        s3.create_bucket(Bucket=BUCKET)
+def _example_on(endpoint, key: str, secret: str, workspace, mlflow_server, monkeypatch):
     for name, value in {"WINE_S3_KEY": key, "WINE_S3_SECRET": secret,
-                        "WINE_S3_ENDPOINT_URL": s3_server.url}.items():
+                        "WINE_S3_ENDPOINT_URL": endpoint.url}.items():
         monkeypatch.setenv(name, value)
     project = copy_example(workspace / "examples" / "wine_classifier")
     experiment = f"wine-s3-{uuid.uuid4().hex[:8]}"
@@ -36,6 +30,34 @@ def s3_example(airflow_db, workspace, s3_server, mlflow_server, monkeypatch):
     config_file.write_text(yaml.safe_dump(config))
     run_kedro(project, "airflow", "export", "-e", "s3", "--target-dir", str(workspace / "dags"))
     return project, workspace / "dags" / "wine_classifier_s3.py", experiment, (key, secret)
+
+
+@pytest.fixture
+def s3_example(airflow_db, workspace, s3_server, mlflow_server, monkeypatch):
+    """The example project in its `s3` env, with distinctive credentials planted in the env."""
+    key, secret = f"plantedkey{uuid.uuid4().hex}", f"plantedsecret{uuid.uuid4().hex}"
+    s3 = s3_server.client(key, secret)
+    if BUCKET not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket=BUCKET)
+    return _example_on(s3_server, key, secret, workspace, mlflow_server, monkeypatch)
+
+
+def test_wrong_secret_fails_with_s3s_error_and_prints_no_credential(
+    airflow_db, workspace, s3_auth_server, mlflow_server, monkeypatch
+):
+    s3 = s3_auth_server.client(s3_auth_server.key, s3_auth_server.secret)
+    if BUCKET not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket=BUCKET)
+    wrong = f"wrongsecret{uuid.uuid4().hex}"
+    _, dag_file, _, _ = _example_on(s3_auth_server, s3_auth_server.key, wrong, workspace,
+                                    mlflow_server, monkeypatch)
+    result = run_dag(dag_file, "wine_classifier_s3")
+    assert result.state == "failed"
+    assert result.tasks["data_processing.load_wine_data"] == "failed"
+    # S3's own refusal reaches the task log (s3fs turns a HEAD's 403 into "Forbidden")
+    assert "Forbidden" in result.output or "SignatureDoesNotMatch" in result.output
+    for value in (wrong, s3_auth_server.key, s3_auth_server.secret):
+        assert value not in result.output
 
 
 

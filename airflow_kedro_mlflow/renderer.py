@@ -57,7 +57,7 @@ def render_dag(
         ),
         f"    tags={['kedro', manifest.package_name, *settings.tags]!r},",
         "    doc_md=__doc__,",
-        "):",
+        ") as dag:",
         f"    start = KedroRunStartOperator(task_id={START_TASK_ID!r}, project=PROJECT)",
         f"    end = KedroRunEndOperator(task_id={END_TASK_ID!r}, project=PROJECT)",
         "    tasks = {}",

@@ -29,7 +29,7 @@ with DAG(
     catchup=False,
     tags=['kedro', 'wine_classifier'],
     doc_md=__doc__,
-):
+) as dag:
     start = KedroRunStartOperator(task_id='kedro_run_start', project=PROJECT)
     end = KedroRunEndOperator(task_id='kedro_run_end', project=PROJECT)
     tasks = {}

@@ -141,6 +141,36 @@ def test_failing_node_fails_the_parent_and_is_named(airflow_db, mlflow_server, t
     assert not [c for c in children if c.data.tags["kedro.node"] == "report"]
 
 
+def _task_test(dag_id: str, task_id: str, run_id: str, env: dict | None) -> None:
+    """Run one task of an existing DAG run again, as a cleared task is rerun (state recorded)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "airflow", "tasks", "test", dag_id, task_id, run_id],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def test_cleared_failed_task_rerun_finishes_the_same_parent(airflow_db, mlflow_server,
+                                                            tracked_relay, tmp_path, env):
+    project, dag_file, experiment = tracked_relay
+    marker = tmp_path / "broken"
+    marker.touch()
+    result = run_dag(dag_file, "relay_tracked", conf={"fail_marker": str(marker)}, env=env)
+    assert result.tasks["report"] == "failed"
+    (parent,), _ = _runs(mlflow_server, experiment)
+    assert parent.info.status == "FAILED" and parent.data.tags["kedro.failed_nodes"] == "report"
+
+    marker.unlink()  # the cause is fixed; the failed task and the end task run again
+    _task_test("relay_tracked", "report", result.run_id, env)
+    _task_test("relay_tracked", "kedro_run_end", result.run_id, env)
+    (again,), children = _runs(mlflow_server, experiment)
+    assert again.info.run_id == parent.info.run_id
+    assert again.info.status == "FINISHED"
+    assert "kedro.failed_nodes" not in again.data.tags
+    reports = [c.info.status for c in children if c.data.tags["kedro.node"] == "report"]
+    assert sorted(reports) == ["FAILED", "FAILED", "FINISHED"]  # two tries, then the rerun
+
+
 def test_start_task_run_twice_reuses_the_parent(airflow_db, mlflow_server, tracked_relay, env):
     project, dag_file, experiment = tracked_relay
     result = run_dag(dag_file, "relay_tracked", env=env)

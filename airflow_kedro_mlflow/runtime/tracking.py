@@ -260,6 +260,8 @@ class Tracker:
             client.log_metric(parent_id, "dag_run_duration_s", round(duration_s, 3))
         if failed_nodes:
             client.set_tag(parent_id, TAG_FAILED_NODES, ",".join(failed_nodes))
+        elif TAG_FAILED_NODES in parent.data.tags:  # an earlier attempt failed; this one did not
+            client.delete_tag(parent_id, TAG_FAILED_NODES)
         client.set_terminated(parent_id, status="FAILED" if failed else "FINISHED")
         return client.get_run(parent_id)
 

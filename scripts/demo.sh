@@ -28,6 +28,7 @@ port="$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 setsid moto_server -H 127.0.0.1 -p "$port" > "$AIRFLOW_HOME/moto.log" 2>&1 &
 moto_pid=$!
 trap 'kill -- -"$moto_pid" 2>/dev/null || true' EXIT
+export MLFLOW_TRACKING_URI="sqlite:///$project/mlflow.db"
 export WINE_S3_ENDPOINT_URL="http://127.0.0.1:$port" WINE_S3_KEY=demo-access-key WINE_S3_SECRET=demo-secret-key
 for _ in $(seq 1 60); do curl -sf "$WINE_S3_ENDPOINT_URL/moto-api/" > /dev/null && break; sleep 0.5; done
 python - <<'PY'

@@ -176,11 +176,14 @@ def _dataset_spec(name: str, catalog: Any) -> DatasetSpec:
     dataset_type = f"{dataset_class.__module__}.{dataset_class.__qualname__}"
     if dataset_type in MEMORY_DATASET_TYPES:
         return DatasetSpec(name=name, kind="memory", type=dataset_type)
+    inner = config.get("dataset") if isinstance(config.get("dataset"), dict) else {}
+    filepath = config.get("filepath") or config.get("path") or inner.get("filepath")
     return DatasetSpec(
         name=name,
         kind="persisted",
         type=dataset_type,
         versioned=bool(config.get("versioned", False)),
+        filepath=str(filepath) if filepath else None,
     )
 
 

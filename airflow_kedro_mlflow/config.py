@@ -47,6 +47,8 @@ class PipelineSettings:
     can.)"""
     schedule: str | None = None
     """A cron expression or preset (``@daily``); ``None`` (the default) for manual runs only."""
+    schedule_assets: tuple[str, ...] = ()
+    """Asset URIs whose update triggers a run (``schedule: [kedro://pkg/dataset, s3://...]``)."""
     start_date: datetime | None = None
     catchup: bool = False
     max_active_runs: int | None = None
@@ -58,7 +60,8 @@ class PipelineSettings:
 
     def dag_arguments(self) -> dict[str, Any]:
         """Keyword arguments of ``DAG(...)`` that differ from Airflow's defaults."""
-        args: dict[str, Any] = {"schedule": self.schedule, "catchup": self.catchup}
+        schedule: Any = self.schedule_assets or self.schedule
+        args: dict[str, Any] = {"schedule": schedule, "catchup": self.catchup}
         if self.start_date is not None:
             args["start_date"] = self.start_date
         if self.max_active_runs is not None:
@@ -83,11 +86,15 @@ def _string(value: Any, where: str) -> str:
     return value
 
 
-def _schedule(value: Any, where: str) -> str | None:
+def _schedule(value: Any, where: str) -> str | tuple[str, ...] | None:
     if value is None or value == "None" or value == "null":
         return None
+    if isinstance(value, list):
+        if not value or not all(isinstance(v, str) and "://" in v for v in value):
+            raise ValueError("as a list must hold asset URIs such as 'kedro://package/dataset'")
+        return tuple(value)
     if not isinstance(value, str):
-        raise ValueError("must be a cron expression, a preset such as '@daily', or null")
+        raise ValueError("must be a cron expression, a preset such as '@daily', a list of asset URIs, or null")
     if value.startswith("@"):
         if value not in SCHEDULE_PRESETS:
             raise ValueError(f"unknown preset {value!r} (known: {', '.join(sorted(SCHEDULE_PRESETS))})")
@@ -161,7 +168,9 @@ _KEYS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
 }
 # kedro-airflow keys that Airflow 3 dropped or that default to what they ask for: accepted, unused.
 _IGNORED_KEYS = {"depends_on_past", "email_on_failure", "email_on_retry"}
-assert {f for f, _ in _KEYS.values()} == {f.name for f in fields(PipelineSettings)}
+assert {f for f, _ in _KEYS.values()} | {"schedule_assets"} == {
+    f.name for f in fields(PipelineSettings)
+}
 
 
 def settings_from_dict(
@@ -189,9 +198,15 @@ def settings_from_dict(
                 raise ConfigError(f"{source}: unknown key '{where}' (known keys: {known})")
             field_name, parse = _KEYS[key]
             try:
-                values[field_name] = parse(value, where)
+                parsed = parse(value, where)
             except ValueError as exc:
                 raise ConfigError(f"{source}: key '{where}' {exc}") from None
+            if field_name == "schedule":  # a schedule is either a timetable or assets, not both
+                values["schedule"], values["schedule_assets"] = (
+                    (None, parsed) if isinstance(parsed, tuple) else (parsed, ())
+                )
+            else:
+                values[field_name] = parsed
     return PipelineSettings(**values)
 
 

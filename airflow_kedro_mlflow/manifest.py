@@ -23,6 +23,17 @@ class DatasetSpec:
     kind: DatasetKind
     type: str | None = None
     versioned: bool = False
+    filepath: str | None = None
+    """Where the catalog persists it, as configured (an URL, or a path relative to the project)."""
+
+    def asset_uri(self, package_name: str) -> str | None:
+        """The Airflow Asset a persisted dataset is published as: its URL where it has one
+        (``s3://...``), else ``kedro://<package>/<dataset>`` (a local path is machine-specific)."""
+        if self.kind != "persisted":
+            return None
+        if self.filepath and "://" in self.filepath and not self.filepath.startswith("file://"):
+            return self.filepath
+        return f"kedro://{package_name}/{self.name}"
 
 
 @dataclass(frozen=True)
@@ -106,6 +117,11 @@ class Manifest:
             for n in node.inputs
             if n in producers and self._is(n, "persisted") and self.datasets[n].versioned
         )
+
+    def outlets(self, node: NodeSpec) -> tuple[str, ...]:
+        """Asset URIs of the persisted datasets the node saves."""
+        uris = (self.datasets[n].asset_uri(self.package_name) for n in node.outputs if n in self.datasets)
+        return tuple(uri for uri in uris if uri)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

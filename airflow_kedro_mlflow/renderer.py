@@ -29,7 +29,7 @@ def render_dag(
         "from __future__ import annotations",
         "",
         *_datetime_import(settings),
-        "from airflow.sdk import DAG, TaskGroup",
+        f"from airflow.sdk import {'Asset, ' if _uses_assets(manifest, settings) else ''}DAG, TaskGroup",
         "",
         "from airflow_kedro_mlflow.operators import (",
         "    KedroNodeOperator,",
@@ -122,6 +122,9 @@ def _render_node(manifest: Manifest, node: NodeSpec) -> list[str]:
     ):
         if names:
             args.append(f"{keyword}={list(names)!r}")
+    outlets = manifest.outlets(node)
+    if outlets:
+        args.append(f"outlets=[{', '.join(f'Asset({uri!r})' for uri in outlets)}]")
     args.append(f"doc_md={_node_doc(node)!r}")
     return [
         f"tasks[{node.full_task_id!r}] = KedroNodeOperator(",
@@ -143,6 +146,10 @@ def _node_doc(node: NodeSpec) -> str:
     )
 
 
+def _uses_assets(manifest: Manifest, settings: PipelineSettings) -> bool:
+    return bool(settings.schedule_assets) or any(manifest.outlets(n) for n in manifest.nodes)
+
+
 def _datetime_import(settings: PipelineSettings) -> list[str]:
     names = []
     if settings.start_date is not None:
@@ -154,6 +161,8 @@ def _datetime_import(settings: PipelineSettings) -> list[str]:
 
 def _literal(value: object) -> str:
     """Python source for a DAG argument: datetimes and durations spelled for the DAG file."""
+    if isinstance(value, tuple) and value and all(isinstance(v, str) for v in value):
+        return "[" + ", ".join(f"Asset({uri!r})" for uri in value) + "]"  # an Asset schedule
     if isinstance(value, datetime):
         utc = value.astimezone(timezone.utc)
         parts = [utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second]

@@ -106,3 +106,46 @@ def test_kedro_airflow_create_still_works_beside_export(relay, tmp_path):
     assert "create" in listing.stdout and "export" in listing.stdout
     run_kedro(relay, "airflow", "create", "--target-dir", str(tmp_path / "kedro_airflow_dags"))
     assert list((tmp_path / "kedro_airflow_dags").glob("*.py"))
+
+
+def _load(dag_file: Path):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(dag_file), safe_mode=False)
+    assert bag.import_errors == {}
+    return next(iter(bag.dags.values()))
+
+
+def test_airflow_yml_schedule_and_task_defaults_reach_the_dag(tmp_path):
+    project = relay_project(tmp_path, package="scheduled", extra_conf={"airflow.yml": {
+        "default": {"schedule": "*/5 * * * *", "start_date": [2026, 1, 1], "retries": 2,
+                    "retry_delay": "30s", "max_active_runs": 3, "owner": "ml-team",
+                    "tags": ["nightly"]},
+    }})
+    run_kedro(project, "airflow", "export", "--target-dir", str(tmp_path / "dags"))
+    dag = _load(tmp_path / "dags" / "scheduled.py")
+    assert dag.timetable.expression == "*/5 * * * *"
+    assert dag.max_active_runs == 3 and not dag.catchup
+    assert dag.start_date.isoformat() == "2026-01-01T00:00:00+00:00"
+    task = dag.get_task("report")
+    assert task.retries == 2 and task.retry_delay.total_seconds() == 30 and task.owner == "ml-team"
+    assert {"kedro", "scheduled", "nightly"} <= set(dag.tags)
+    # persisted outputs are published as assets: summary.json and report.json
+    assert [o.uri for o in dag.get_task("summarize").outlets] == ["kedro://scheduled/summary"]
+
+
+def test_a_dag_can_be_scheduled_on_another_dags_asset(tmp_path):
+    project = relay_project(tmp_path, package="consumer", extra_conf={"airflow.yml": {
+        "default": {"schedule": ["kedro://wine_classifier/random_forest.model"]},
+    }})
+    run_kedro(project, "airflow", "export", "--target-dir", str(tmp_path / "dags"))
+    dag = _load(tmp_path / "dags" / "consumer.py")
+    assert "kedro://wine_classifier/random_forest.model" in repr(dag.timetable.asset_condition)
+
+
+def test_invalid_cron_is_an_export_error_naming_file_and_key(tmp_path):
+    project = relay_project(tmp_path, package="badcron",
+                            extra_conf={"airflow.yml": {"default": {"schedule": "61 * * * *"}}})
+    result = run_kedro(project, "airflow", "export", "--target-dir", str(tmp_path / "dags"),
+                       check=False)
+    _assert_clean_failure(result, "airflow.yml", "default.schedule", "not a valid cron")

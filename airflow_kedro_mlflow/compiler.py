@@ -39,7 +39,6 @@ def compile_project(
     """Compile the named pipelines (default: every registered one) of a Kedro project."""
     project_path = Path(project_path).resolve()
     metadata = bootstrap(project_path)
-    from kedro import __version__ as kedro_version
     from kedro.framework.project import pipelines
 
     session = create_session(project_path, env=env, conf_source=conf_source, with_hooks=False)
@@ -68,7 +67,6 @@ def compile_project(
             project_name=metadata.project_name,
             pipeline_name=name,
             env=env,
-            kedro_version=kedro_version,
             dag_id=(settings.dag_id or dag_id_for(metadata.package_name, name))
             + settings.dag_id_suffix,
         )
@@ -84,7 +82,6 @@ def compile_pipeline(
     project_name: str,
     pipeline_name: str,
     env: str | None,
-    kedro_version: str,
     dag_id: str | None = None,
 ) -> Manifest:
     """Describe one Kedro ``Pipeline`` with the datasets its ``catalog`` (a resolver) declares."""
@@ -115,7 +112,6 @@ def compile_pipeline(
         pipeline_name=pipeline_name,
         dag_id=dag_id or dag_id_for(package_name, pipeline_name),
         env=env,
-        kedro_version=kedro_version,
         nodes=tuple(nodes),
         datasets=datasets,
     )

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_kedro_mlflow.errors import ConfigError
+from airflow_kedro_mlflow.kedro_project import describe_sources, read_config
 
 CONFIG_KEY = "airflow"
 CONFIG_PATTERNS = ["airflow*", "airflow/**"]
@@ -214,8 +215,6 @@ def load_pipeline_settings(
     config_loader: Any, conf_source: str | Path, env: str | None, pipeline_name: str
 ) -> PipelineSettings:
     """Read ``airflow.yml`` through a Kedro config loader; defaults when the project has none."""
-    from airflow_kedro_mlflow.kedro_project import describe_sources, read_config
-
     source = describe_sources(conf_source, env, CONFIG_KEY)
     config = read_config(config_loader, CONFIG_KEY, CONFIG_PATTERNS, source)
     return settings_from_dict(config or {}, pipeline_name, source)

@@ -7,10 +7,8 @@ state at parse time: task ids, groups, edges and, per task, which datasets cross
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
-
-SCHEMA_VERSION = 1
+from dataclasses import dataclass, field
+from typing import Literal
 
 DatasetKind = Literal["parameter", "persisted", "memory"]
 
@@ -65,16 +63,8 @@ class Manifest:
     pipeline_name: str
     dag_id: str
     env: str | None
-    kedro_version: str
     nodes: tuple[NodeSpec, ...]
     datasets: dict[str, DatasetSpec] = field(default_factory=dict)
-    schema_version: int = SCHEMA_VERSION
-
-    def node(self, name: str) -> NodeSpec:
-        for node in self.nodes:
-            if node.name == name:
-                return node
-        raise KeyError(name)
 
     def edges(self) -> list[tuple[str, str]]:
         """(upstream task id, downstream task id) pairs, in a stable order."""
@@ -122,15 +112,3 @@ class Manifest:
         """Asset URIs of the persisted datasets the node saves."""
         uris = (self.datasets[n].asset_uri(self.package_name) for n in node.outputs if n in self.datasets)
         return tuple(uri for uri in uris if uri)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Manifest:
-        nodes = tuple(
-            NodeSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in node.items()})
-            for node in data["nodes"]
-        )
-        datasets = {name: DatasetSpec(**spec) for name, spec in data.get("datasets", {}).items()}
-        return cls(**{**data, "nodes": nodes, "datasets": datasets})

@@ -29,6 +29,28 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$")
 _UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 
 
+PROMOTION_DIRECTIONS = ("maximize", "minimize")
+
+
+@dataclass(frozen=True)
+class PromotionSettings:
+    """The promotion gate of a retraining DAG (``promotion:`` in airflow.yml).
+
+    After the pipeline's nodes, the model logged under ``model`` in the DAG run's MLflow run is
+    registered as a new version of ``registered_model``; ``alias`` moves to it only if the run's
+    ``metric`` beats the value of the alias's current holder in ``direction``.
+    """
+
+    registered_model: str
+    model: str
+    """The name the model was logged under in the run (``mlflow.<flavor>.log_model(name=...)``;
+    ``name`` of an ``MlflowModelDataset``, or ``artifact_path`` of kedro-mlflow's datasets)."""
+    metric: str
+    """A metric of the DAG run's parent run, e.g. ``random_forest.accuracy``."""
+    direction: str = "maximize"
+    alias: str = "champion"
+
+
 @dataclass(frozen=True)
 class PipelineSettings:
     """What the DAG of one pipeline is configured with."""
@@ -58,6 +80,14 @@ class PipelineSettings:
     retry_delay_seconds: float | None = None
     """kedro-airflow's ``retry_delay`` is in minutes; a string may give a unit: ``30s``, ``2h``."""
     tags: tuple[str, ...] = field(default_factory=tuple)
+    promotion: PromotionSettings | None = None
+    """Register the run's model and promote it past a metric gate; ``null`` in a pipeline's block
+    turns off a gate configured in ``default``."""
+    pools: tuple[tuple[str, str], ...] = ()
+    """(node tag, Airflow pool) pairs: a node task with the tag runs in the pool (first match)."""
+    queues: tuple[tuple[str, str], ...] = ()
+    """(node tag, executor queue) pairs: a node task with the tag goes to the queue (e.g. a Celery
+    queue served by GPU workers)."""
 
     def dag_arguments(self) -> dict[str, Any]:
         """Keyword arguments of ``DAG(...)`` that differ from Airflow's defaults."""
@@ -67,6 +97,16 @@ class PipelineSettings:
             args["start_date"] = self.start_date
         if self.max_active_runs is not None:
             args["max_active_runs"] = self.max_active_runs
+        return args
+
+    def node_task_arguments(self, node_tags: tuple[str, ...]) -> dict[str, str]:
+        """``pool``/``queue`` of a node's task, from the first configured tag the node has."""
+        args: dict[str, str] = {}
+        for argument, routes in (("pool", self.pools), ("queue", self.queues)):
+            for tag, target in routes:
+                if tag in node_tags:
+                    args[argument] = target
+                    break
         return args
 
     def default_args(self) -> dict[str, Any]:
@@ -151,6 +191,41 @@ def _tags(value: Any, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+_PROMOTION_KEYS = {f.name for f in fields(PromotionSettings)}
+_PROMOTION_REQUIRED = ("registered_model", "model", "metric")
+
+
+def _promotion(value: Any, where: str) -> PromotionSettings | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ValueError(f"must be a mapping with keys {', '.join(sorted(_PROMOTION_KEYS))}, or null")
+    unknown = sorted(set(value) - _PROMOTION_KEYS)
+    if unknown:
+        raise ValueError(
+            f"has unknown key '{where}.{unknown[0]}' (known: {', '.join(sorted(_PROMOTION_KEYS))})"
+        )
+    missing = [key for key in _PROMOTION_REQUIRED if not value.get(key)]
+    if missing:
+        raise ValueError(f"lacks '{where}.{missing[0]}'")
+    for key, item in value.items():
+        if not isinstance(item, str) or not item:
+            raise ValueError(f"has '{where}.{key}' that is not a non-empty string: {item!r}")
+    if value.get("direction", "maximize") not in PROMOTION_DIRECTIONS:
+        raise ValueError(
+            f"has '{where}.direction' {value['direction']!r}; use one of {', '.join(PROMOTION_DIRECTIONS)}"
+        )
+    return PromotionSettings(**value)
+
+
+def _tag_routes(value: Any, where: str) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) and v for k, v in value.items()
+    ):
+        raise ValueError("must map Kedro node tags to names, e.g. {gpu: gpu_pool}")
+    return tuple(value.items())
+
+
 # key in airflow.yml -> (field of PipelineSettings, parser)
 _KEYS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
     "intermediate_store": ("intermediate_store", _string),
@@ -166,6 +241,9 @@ _KEYS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
     "retries": ("retries", _count),
     "retry_delay": ("retry_delay_seconds", _minutes_or_duration),
     "tags": ("tags", _tags),
+    "promotion": ("promotion", _promotion),
+    "pools": ("pools", _tag_routes),
+    "queues": ("queues", _tag_routes),
 }
 # kedro-airflow keys that Airflow 3 dropped or that default to what they ask for: accepted, unused.
 _IGNORED_KEYS = {"depends_on_past", "email_on_failure", "email_on_retry"}

@@ -9,6 +9,7 @@ exported DAGs too; these exist so a project need not depend on it.)
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
 import tempfile
@@ -141,3 +142,77 @@ class MlflowArtifactDataset(AbstractDataset):
 
     def _describe(self) -> dict[str, Any]:
         return {"dataset": self._dataset, "artifact_path": self._artifact_path}
+
+
+class MlflowModelDataset(AbstractDataset):
+    """A model logged as an MLflow Model of a flavor (``mlflow.sklearn``...) in the active run.
+
+    Saving logs the model under ``name`` (an MLflow 3 logged model of the run: what the
+    promotion gate of ``airflow.yml`` registers) and, with ``dataset``, also persists it like
+    that dataset, which is where downstream nodes load it from (``versioned: true`` keeps each
+    run's copy). With ``model_uri`` instead (``models:/wine_classifier@champion``), the dataset is
+    read-only and loads that model through the flavor: how an inference pipeline uses the
+    registry's champion.
+    """
+
+    def __init__(
+        self,
+        flavor: str = "mlflow.sklearn",
+        name: str | None = None,
+        dataset: dict[str, Any] | None = None,
+        model_uri: str | None = None,
+        save_args: dict[str, Any] | None = None,
+        load_args: dict[str, Any] | None = None,
+        version: Version | None = None,
+    ):
+        if model_uri is None and dataset is None and not name:
+            raise DatasetError("MlflowModelDataset needs 'name' (to log) and/or 'dataset', or 'model_uri'")
+        if model_uri is not None and dataset is not None:
+            raise DatasetError("MlflowModelDataset takes 'model_uri' (read-only) or 'dataset', not both")
+        self._flavor = flavor
+        self._name = name
+        self._model_uri = model_uri
+        self._save_args = dict(save_args or {})
+        self._load_args = dict(load_args or {})
+        self._dataset = _wrapped(dataset, version) if dataset else None
+
+    def _flavor_module(self) -> Any:
+        try:
+            return importlib.import_module(self._flavor)
+        except ImportError as exc:
+            raise DatasetError(f"MLflow flavor '{self._flavor}' cannot be imported: {exc}") from exc
+
+    def load(self) -> Any:
+        if self._model_uri is not None:
+            return self._flavor_module().load_model(self._model_uri, **self._load_args)
+        if self._dataset is None:
+            raise DatasetError(
+                f"MlflowModelDataset '{self._name}' has no 'dataset' to load from; set 'model_uri' "
+                "to load a logged or registered model"
+            )
+        return self._dataset.load()
+
+    def save(self, data: Any) -> None:
+        if self._model_uri is not None:
+            raise DatasetError(f"MlflowModelDataset with model_uri '{self._model_uri}' is read-only")
+        if self._dataset is not None:
+            self._dataset.save(data)
+        if self._name is None or _active_run() is None:
+            log.debug("No active MLflow run (or no 'name'): model not logged")
+            return
+        self._flavor_module().log_model(data, name=self._name, **self._save_args)
+
+    def _exists(self) -> bool:
+        return self._dataset.exists() if self._dataset is not None else False
+
+    def _release(self) -> None:
+        if self._dataset is not None:
+            self._dataset.release()
+
+    def _describe(self) -> dict[str, Any]:
+        return {
+            "flavor": self._flavor,
+            "name": self._name,
+            "model_uri": self._model_uri,
+            "dataset": self._dataset,
+        }

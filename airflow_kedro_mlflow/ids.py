@@ -14,6 +14,7 @@ import re
 _INVALID = re.compile(r"[^A-Za-z0-9_-]+")
 START_TASK_ID = "kedro_run_start"
 END_TASK_ID = "kedro_run_end"
+PROMOTE_TASK_ID = "kedro_promote_model"
 
 # Airflow's limit for a whole id (including TaskGroup prefixes) is 250 characters.
 MAX_ID_LENGTH = 250

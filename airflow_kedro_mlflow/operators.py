@@ -22,7 +22,13 @@ from airflow_kedro_mlflow.run_identity import RunIdentity
 
 PARENT_XCOM_KEY = "mlflow_parent_run_id"
 
-__all__ = ["KedroNodeOperator", "KedroProject", "KedroRunEndOperator", "KedroRunStartOperator"]
+__all__ = [
+    "KedroNodeOperator",
+    "KedroProject",
+    "KedroPromoteModelOperator",
+    "KedroRunEndOperator",
+    "KedroRunStartOperator",
+]
 
 
 class _KedroProjectOperator(BaseOperator):
@@ -100,6 +106,49 @@ class KedroRunStartOperator(_KedroProjectOperator):
             context["ti"].xcom_push(key=RUN_URL_XCOM_KEY, value=tracked.url)
 
 
+class KedroPromoteModelOperator(_KedroProjectOperator):
+    """The promotion gate: registers the run's model and moves the alias only if it is better.
+
+    Configured by ``promotion:`` in airflow.yml; runs after the last nodes, before the end task.
+    Returns (as XCom) the decision: whether it promoted, the version and both metric values.
+    """
+
+    ui_color = "#fdd0a2"
+    def __init__(
+        self,
+        *,
+        registered_model: str,
+        model: str,
+        metric: str,
+        direction: str = "maximize",
+        alias: str = "champion",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.registered_model = registered_model
+        self.model = model
+        self.metric = metric
+        self.direction = direction
+        self.alias = alias
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from airflow_kedro_mlflow.config import PromotionSettings
+        from airflow_kedro_mlflow.runtime.promotion import promote_model
+
+        ti = context["ti"]
+        parent_run_id = ti.xcom_pull(task_ids=START_TASK_ID, key=PARENT_XCOM_KEY)
+        gate = PromotionSettings(
+            registered_model=self.registered_model,
+            model=self.model,
+            metric=self.metric,
+            direction=self.direction,
+            alias=self.alias,
+        )
+        decision = promote_model(self.project, RunIdentity.from_context(context), parent_run_id, gate)
+        ti.xcom_push(key=RUN_URL_XCOM_KEY, value=ti.xcom_pull(task_ids=START_TASK_ID, key=RUN_URL_XCOM_KEY))
+        return decision.tags()
+
+
 class KedroRunEndOperator(_KedroProjectOperator):
     """Closes the DAG run: cleans up intermediate data when every node succeeded (teardown task)."""
 
@@ -110,6 +159,9 @@ class KedroRunEndOperator(_KedroProjectOperator):
 
         run = RunIdentity.from_context(context)
         nodes = {t.task_id: t.node_name for t in self.dag.tasks if isinstance(t, KedroNodeOperator)}
+        nodes.update(  # the promotion gate counts as a step of the run, named by its task id
+            {t.task_id: t.task_id for t in self.dag.tasks if isinstance(t, KedroPromoteModelOperator)}
+        )
         states = context["ti"].get_task_states(dag_id=run.dag_id, run_ids=[run.run_id])
         run_states = states.get(run.run_id, {})
         _, tracked = finish_run(

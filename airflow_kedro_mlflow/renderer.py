@@ -12,8 +12,9 @@ from datetime import datetime, timezone
 
 from airflow_kedro_mlflow import __version__
 from airflow_kedro_mlflow.config import PipelineSettings
-from airflow_kedro_mlflow.ids import END_TASK_ID, START_TASK_ID
+from airflow_kedro_mlflow.ids import END_TASK_ID, PROMOTE_TASK_ID, START_TASK_ID
 from airflow_kedro_mlflow.manifest import Manifest, NodeSpec
+
 INDENT = "    "
 
 
@@ -34,6 +35,7 @@ def render_dag(
         "from airflow_kedro_mlflow.operators import (",
         "    KedroNodeOperator,",
         "    KedroProject,",
+        *(["    KedroPromoteModelOperator,"] if settings.promotion else []),
         "    KedroRunEndOperator,",
         "    KedroRunStartOperator,",
         ")",
@@ -62,7 +64,7 @@ def render_dag(
         f"    end = KedroRunEndOperator(task_id={END_TASK_ID!r}, project=PROJECT)",
         "    tasks = {}",
     ]
-    lines += _render_groups(manifest, manifest.nodes, depth=0)
+    lines += _render_groups(manifest, settings, manifest.nodes, depth=0)
     roots = [n.full_task_id for n in manifest.nodes if not n.upstream]
     upstream_of_any = {parent for n in manifest.nodes for parent in n.upstream}
     leaves = [n.full_task_id for n in manifest.nodes if n.name not in upstream_of_any]
@@ -73,11 +75,30 @@ def render_dag(
         "    ]:",
         "        tasks[upstream] >> tasks[downstream]",
         f"    start >> [tasks[task_id] for task_id in {roots!r}]",
-        f"    [tasks[task_id] for task_id in {leaves!r}] >> end",
+        *_render_leaves(leaves, settings),
         "    end.as_teardown(setups=start)",
         "",
     ]
     return "\n".join(lines)
+
+
+def _render_leaves(leaves: list[str], settings: PipelineSettings) -> list[str]:
+    """The last nodes lead to the end task, through the promotion gate when one is configured."""
+    promotion = settings.promotion
+    if promotion is None:
+        return [f"    [tasks[task_id] for task_id in {leaves!r}] >> end"]
+    return [
+        "    promote = KedroPromoteModelOperator(",
+        f"        task_id={PROMOTE_TASK_ID!r},",
+        "        project=PROJECT,",
+        f"        registered_model={promotion.registered_model!r},",
+        f"        model={promotion.model!r},",
+        f"        metric={promotion.metric!r},",
+        f"        direction={promotion.direction!r},",
+        f"        alias={promotion.alias!r},",
+        "    )",
+        f"    [tasks[task_id] for task_id in {leaves!r}] >> promote >> end",
+    ]
 
 
 def _docstring(manifest: Manifest) -> str:
@@ -91,29 +112,32 @@ def _docstring(manifest: Manifest) -> str:
     return f'"""{_escape(text)}\n"""\n'
 
 
-def _render_groups(manifest: Manifest, nodes: Iterable[NodeSpec], depth: int) -> list[str]:
+def _render_groups(
+    manifest: Manifest, settings: PipelineSettings, nodes: Iterable[NodeSpec], depth: int
+) -> list[str]:
     """Nodes at ``depth`` of the TaskGroup tree, then one ``with TaskGroup`` block per subgroup."""
     nodes = list(nodes)
     pad = INDENT * (depth + 1)
     lines: list[str] = []
     for node in nodes:
         if len(node.group) == depth:
-            lines += [pad + line for line in _render_node(manifest, node)]
+            lines += [pad + line for line in _render_node(manifest, settings, node)]
     subgroups: dict[str, list[NodeSpec]] = {}
     for node in nodes:
         if len(node.group) > depth:
             subgroups.setdefault(node.group[depth], []).append(node)
     for group_id, members in subgroups.items():
         lines += ["", f"{pad}with TaskGroup({group_id!r}):"]
-        lines += _render_groups(manifest, members, depth + 1)
+        lines += _render_groups(manifest, settings, members, depth + 1)
     return lines
 
 
-def _render_node(manifest: Manifest, node: NodeSpec) -> list[str]:
+def _render_node(manifest: Manifest, settings: PipelineSettings, node: NodeSpec) -> list[str]:
     args = [
         f"task_id={node.task_id!r}",
         f"node_name={node.name!r}",
         "project=PROJECT",
+        *(f"{key}={value!r}" for key, value in settings.node_task_arguments(node.tags).items()),
     ]
     for keyword, names in (
         ("intermediate_inputs", manifest.intermediate_inputs(node)),

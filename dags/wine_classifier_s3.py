@@ -10,6 +10,7 @@ from airflow.sdk import Asset, DAG, TaskGroup
 from airflow_kedro_mlflow.operators import (
     KedroNodeOperator,
     KedroProject,
+    KedroPromoteModelOperator,
     KedroRunEndOperator,
     KedroRunStartOperator,
 )
@@ -27,6 +28,7 @@ with DAG(
     dag_id='wine_classifier_s3',
     schedule=None,
     catchup=False,
+    max_active_runs=3,
     tags=['kedro', 'wine_classifier'],
     doc_md=__doc__,
 ) as dag:
@@ -108,5 +110,14 @@ with DAG(
     ]:
         tasks[upstream] >> tasks[downstream]
     start >> [tasks[task_id] for task_id in ['data_processing.load_wine_data']]
-    [tasks[task_id] for task_id in ['logistic_regression.evaluate_model', 'random_forest.evaluate_model']] >> end
+    promote = KedroPromoteModelOperator(
+        task_id='kedro_promote_model',
+        project=PROJECT,
+        registered_model='wine_classifier_s3',
+        model='random_forest',
+        metric='random_forest.accuracy',
+        direction='maximize',
+        alias='champion',
+    )
+    [tasks[task_id] for task_id in ['logistic_regression.evaluate_model', 'random_forest.evaluate_model']] >> promote >> end
     end.as_teardown(setups=start)

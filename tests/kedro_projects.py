@@ -50,7 +50,8 @@ def register_pipelines():
         [
             node(make_numbers, "params:count", "numbers", name="make_numbers"),
             node(split_parity, "numbers", ["evens", "odds"], name="split_parity"),
-            node(summarize, ["evens", "odds", "params:fail"], "summary", name="summarize"),
+            node(summarize, ["evens", "odds", "params:fail"], "summary", name="summarize",
+                 tags=["heavy"]),
             node(report, ["summary", "params:fail_marker", "params:fail_once_marker"], "report",
                  name="report"),
         ]

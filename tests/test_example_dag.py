@@ -24,6 +24,7 @@ NODE_TASKS = {
     "logistic_regression.train_model",
     "logistic_regression.evaluate_model",
 }
+RUN_TASKS = {"kedro_run_start", "kedro_promote_model", "kedro_run_end"}
 HEAVY_MODULES = ["kedro", "kedro_datasets", "mlflow", "pandas", "boto3", "botocore", "s3fs",
                  "sklearn", "wine_classifier", "airflow_kedro_mlflow.runtime"]
 
@@ -34,7 +35,7 @@ def test_committed_dag_loads_with_one_task_per_node():
     bag = DagBag(dag_folder=str(COMMITTED_DAG), safe_mode=False)
     assert bag.import_errors == {}
     dag = bag.dags["wine_classifier"]
-    assert set(dag.task_ids) == NODE_TASKS | {"kedro_run_start", "kedro_run_end"}
+    assert set(dag.task_ids) == NODE_TASKS | RUN_TASKS
     split = dag.get_task("data_processing.split_data")
     assert split.upstream_task_ids == {"data_processing.clean_data"}
     assert split.downstream_task_ids == {
@@ -50,23 +51,29 @@ def test_committed_dag_loads_with_one_task_per_node():
     assert dag.get_task("kedro_run_start").downstream_task_ids >= {"data_processing.load_wine_data"}
     end = dag.get_task("kedro_run_end")
     assert end.is_teardown
-    assert end.upstream_task_ids >= {"random_forest.evaluate_model", "logistic_regression.evaluate_model"}
+    promote = dag.get_task("kedro_promote_model")
+    assert promote.upstream_task_ids == {"random_forest.evaluate_model", "logistic_regression.evaluate_model"}
+    assert "kedro_promote_model" in end.upstream_task_ids
     assert "inputs: `X_train`" in dag.get_task("random_forest.train_model").doc_md
     assert {group for group in dag.task_group_dict} == {
         "data_processing", "random_forest", "logistic_regression"
     }
 
 
-@pytest.mark.parametrize("env, dag_file", [(None, "wine_classifier.py"),
-                                           ("s3", "wine_classifier_s3.py")])
-def test_committed_dag_matches_a_fresh_export(tmp_path, env, dag_file):
+@pytest.mark.parametrize("env, dag_files", [
+    (None, ["wine_classifier.py", "wine_classifier__inference.py"]),
+    ("s3", ["wine_classifier_s3.py", "wine_classifier__inference_s3.py"]),
+])
+def test_committed_dag_matches_a_fresh_export(tmp_path, env, dag_files):
     """Re-exporting must not change dags/: the committed files are what the exporter writes."""
     project = copy_example(tmp_path / "examples" / "wine_classifier")
     env_args = ["--env", env] if env else []
-    run_kedro(project, "airflow", "export", *env_args, "--target-dir", str(tmp_path / "dags"))
-    fresh = (tmp_path / "dags" / dag_file).read_text()
-    committed = (REPO / "dags" / dag_file).read_text()
-    assert fresh == committed, f"dags/{dag_file} is stale: run `kedro airflow export` again"
+    run_kedro(project, "airflow", "export", *env_args, "-p", "__default__", "-p", "inference",
+              "--target-dir", str(tmp_path / "dags"))
+    for dag_file in dag_files:
+        fresh = (tmp_path / "dags" / dag_file).read_text()
+        committed = (REPO / "dags" / dag_file).read_text()
+        assert fresh == committed, f"dags/{dag_file} is stale: run `kedro airflow export` again"
 
 
 def test_dag_file_holds_no_machine_path():
@@ -124,7 +131,7 @@ def test_example_dag_runs_green_and_matches_kedro_run(airflow_db, workspace, tmp
 
     assert result.state == "success", result
     assert set(result.tasks.values()) == {"success"}, result.tasks
-    assert set(result.tasks) == NODE_TASKS | {"kedro_run_start", "kedro_run_end"}
+    assert set(result.tasks) == NODE_TASKS | RUN_TASKS
 
     expected, actual = _outputs(baseline), _outputs(project)
     pd.testing.assert_frame_equal(actual["raw"], expected["raw"])

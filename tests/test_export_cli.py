@@ -120,7 +120,8 @@ def test_airflow_yml_schedule_and_task_defaults_reach_the_dag(tmp_path):
     project = relay_project(tmp_path, package="scheduled", extra_conf={"airflow.yml": {
         "default": {"schedule": "*/5 * * * *", "start_date": [2026, 1, 1], "retries": 2,
                     "retry_delay": "30s", "max_active_runs": 3, "owner": "ml-team",
-                    "tags": ["nightly"]},
+                    "tags": ["nightly"], "pools": {"heavy": "big_memory"},
+                    "queues": {"heavy": "gpu"}},
     }})
     run_kedro(project, "airflow", "export", "--target-dir", str(tmp_path / "dags"))
     dag = _load(tmp_path / "dags" / "scheduled.py")
@@ -130,6 +131,10 @@ def test_airflow_yml_schedule_and_task_defaults_reach_the_dag(tmp_path):
     task = dag.get_task("report")
     assert task.retries == 2 and task.retry_delay.total_seconds() == 30 and task.owner == "ml-team"
     assert {"kedro", "scheduled", "nightly"} <= set(dag.tags)
+    # a node tagged `heavy` goes to the configured pool and queue; the others keep the defaults
+    summarize = dag.get_task("summarize")
+    assert (summarize.pool, summarize.queue) == ("big_memory", "gpu")
+    assert (task.pool, task.queue) == ("default_pool", "default")
     # persisted outputs are published as assets: summary.json and report.json
     assert [o.uri for o in dag.get_task("summarize").outlets] == ["kedro://scheduled/summary"]
 
@@ -149,3 +154,12 @@ def test_invalid_cron_is_an_export_error_naming_file_and_key(tmp_path):
     result = run_kedro(project, "airflow", "export", "--target-dir", str(tmp_path / "dags"),
                        check=False)
     _assert_clean_failure(result, "airflow.yml", "default.schedule", "not a valid cron")
+
+
+def test_invalid_promotion_gate_is_an_export_error_naming_file_and_key(tmp_path):
+    project = relay_project(tmp_path, package="badgate", extra_conf={"airflow.yml": {"default": {
+        "promotion": {"registered_model": "m", "model": "m", "metric": "acc", "direction": "up"},
+    }}})
+    result = run_kedro(project, "airflow", "export", "--target-dir", str(tmp_path / "dags"),
+                       check=False)
+    _assert_clean_failure(result, "airflow.yml", "default.promotion.direction", "maximize")

@@ -25,8 +25,11 @@ EXAMPLE_NODES = 7
 
 
 def _client(url: str):
+    import mlflow
     from mlflow.tracking import MlflowClient
 
+    # Listing a run's artifacts also lists its logged models' through the *global* tracking URI.
+    mlflow.set_tracking_uri(url)
     return MlflowClient(tracking_uri=url)
 
 
@@ -85,8 +88,13 @@ def test_example_dag_is_one_parent_run_with_a_child_per_node(airflow_db, mlflow_
     assert "dag_run_duration_s" in parent.data.metrics
     artifacts = {a.path for ns in ("random_forest", "logistic_regression")
                  for a in _client(mlflow_server).list_artifacts(parent.info.run_id, ns)}
-    assert artifacts == {"random_forest/model.pkl", "random_forest/confusion_matrix.png",
-                         "logistic_regression/model.pkl", "logistic_regression/confusion_matrix.png"}
+    # plots as run artifacts; the models' files are listed with the run too (MLflow 3 logged models)
+    assert {f"{ns}/{name}" for ns in ("random_forest", "logistic_regression")
+            for name in ("confusion_matrix.png", "MLmodel")} <= artifacts, artifacts
+    # The models are MLflow (sklearn) models logged from the parent run, named by namespace.
+    models = _client(mlflow_server).search_logged_models(experiment_ids=[parent.info.experiment_id])
+    assert sorted(m.name for m in models) == ["logistic_regression", "random_forest"]
+    assert {m.source_run_id for m in models} == {parent.info.run_id}
     train = next(c for c in children if c.data.tags["kedro.node"] == "random_forest.train_model")
     assert train.data.params["random_forest.model_options.max_depth"] == "5"
     assert "duration_s" in train.data.metrics

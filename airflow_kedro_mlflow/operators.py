@@ -124,6 +124,9 @@ class KedroPromoteModelOperator(_KedroProjectOperator):
         alias: str = "champion",
         **kwargs: Any,
     ) -> None:
+        # One gate at a time per DAG: two concurrent runs that both beat the champion must not
+        # both move the alias, the second unaware of the first.
+        kwargs.setdefault("max_active_tis_per_dag", 1)
         super().__init__(**kwargs)
         self.registered_model = registered_model
         self.model = model

@@ -16,7 +16,7 @@ client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
 experiment = client.get_experiment_by_name("wine_classifier_s3")
 (parent,) = client.search_runs(
     [experiment.experiment_id],
-    "tags.`airflow_kedro_mlflow.role` = 'parent'",
+    "tags.`airflow_kedro_mlflow.role` = 'parent' and tags.`kedro.pipeline` = '__default__'",
     order_by=["attributes.start_time DESC"],
     max_results=1,
 )
@@ -27,6 +27,10 @@ print(f"MLflow parent run {parent.info.run_id} ({parent.info.status}) with {len(
 print(f"  tracking store: sqlite:///{project / 'mlflow.db'}, experiment 'wine_classifier_s3'")
 for key, value in sorted(parent.data.metrics.items()):
     print(f"  {key} = {value}")
+promotion = {k: v for k, v in parent.data.tags.items() if k.startswith("promotion.")}
+if promotion:
+    print(f"Promotion gate: {promotion['promotion.decision']} ({promotion['promotion.reason']}); "
+          f"model '{promotion['promotion.registered_model']}' version {promotion['promotion.model_version']}")
 
 s3 = boto3.client(
     "s3",

@@ -54,6 +54,7 @@ def test_committed_dag_loads_with_one_task_per_node():
     promote = dag.get_task("kedro_promote_model")
     assert promote.upstream_task_ids == {"random_forest.evaluate_model", "logistic_regression.evaluate_model"}
     assert "kedro_promote_model" in end.upstream_task_ids
+    assert promote.max_active_tis_per_dag == 1  # concurrent runs take turns at the gate
     assert "inputs: `X_train`" in dag.get_task("random_forest.train_model").doc_md
     assert {group for group in dag.task_group_dict} == {
         "data_processing", "random_forest", "logistic_regression"

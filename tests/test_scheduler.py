@@ -1,0 +1,172 @@
+"""The exported DAGs under a real Airflow deployment: scheduler, dag-processor, api-server on a
+PostgreSQL metadata DB, every task its own process, runs triggered through the REST API, by the
+clock and by assets; a real ``mlflow server`` and an S3 endpoint on loopback."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import pytest
+
+from airflow_cluster import AirflowCluster, airflow_cluster
+from airflow_kedro_mlflow.ids import storage_key
+from conftest import copy_example, run_kedro
+from kedro_projects import relay_project
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+BUCKET = "wine-classifier"
+TRAINING = "wine_classifier_s3"
+INFERENCE = "wine_classifier__inference_s3"
+MINUTELY = "minutely"
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory, s3_server, mlflow_server):
+    """The example in its `s3` env (training + inference DAGs) and a small DAG scheduled every
+    minute, exported into one dags/ folder, plus the environment the workers get."""
+    root = tmp_path_factory.mktemp("deployment")
+    key, secret = f"key{uuid.uuid4().hex}", f"secret{uuid.uuid4().hex}"
+    s3 = s3_server.client(key, secret)
+    if BUCKET not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket=BUCKET)
+    project = copy_example(root / "examples" / "wine_classifier")
+    run_kedro(project, "airflow", "export", "-e", "s3", "-p", "__default__", "-p", "inference",
+              "--target-dir", str(root / "dags"))
+    minutely = relay_project(root / "examples", package=MINUTELY, extra_conf={"airflow.yml": {
+        "default": {"schedule": "* * * * *", "start_date": [2026, 1, 1], "max_active_runs": 1}}})
+    run_kedro(minutely, "airflow", "export", "--target-dir", str(root / "dags"))
+    env = {"WINE_S3_KEY": key, "WINE_S3_SECRET": secret, "WINE_S3_ENDPOINT_URL": s3_server.url,
+           "MLFLOW_TRACKING_URI": mlflow_server}
+    return root, env
+
+
+def _parents(mlflow_server: str, experiment: str, run_id: str | None = None) -> list:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(mlflow_server)
+    found = client.get_experiment_by_name(experiment)
+    query = "tags.`airflow_kedro_mlflow.role` = 'parent'"
+    if run_id is not None:
+        query += f" and tags.`airflow.run_id` = '{run_id}'"
+    return client.search_runs([found.experiment_id], query) if found else []
+
+
+def _children(mlflow_server: str, parent) -> list:
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(mlflow_server).search_runs(
+        [parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+
+
+def _assert_one_finished_training_run(airflow: AirflowCluster, run_id: str, mlflow_server: str,
+                                      s3_server) -> None:
+    """The acceptance of one training DAG run, whoever executed its tasks."""
+    run = airflow.wait(TRAINING, run_id)
+    tasks = airflow.task_instances(TRAINING, run_id)
+    assert run["state"] == "success", [(t["task_id"], t["state"]) for t in tasks]
+    assert {t["state"] for t in tasks} == {"success"} and len(tasks) == 10
+    (parent,) = _parents(mlflow_server, TRAINING, run_id)
+    assert parent.info.status == "FINISHED"
+    children = _children(mlflow_server, parent)
+    assert len(children) == 7 and {c.info.status for c in children} == {"FINISHED"}
+    keys = s3_server.keys(BUCKET, "mlflow/")
+    assert f"mlflow/{parent.info.run_id}/artifacts/random_forest/confusion_matrix.png" in keys
+    assert s3_server.keys(BUCKET, f"airflow-intermediate/{TRAINING}/{storage_key(run_id)}/") == []
+
+
+@pytest.fixture(scope="module")
+def local_airflow(deployment):
+    root, env = deployment
+    with airflow_cluster(root / "local", root / "dags", "LocalExecutor", extra_env=env) as airflow:
+        yield airflow
+
+
+def test_local_executor_run_is_one_mlflow_run_and_triggers_inference(
+        local_airflow, s3_server, mlflow_server):
+    run_id = local_airflow.trigger(TRAINING)
+    _assert_one_finished_training_run(local_airflow, run_id, mlflow_server, s3_server)
+    tasks = local_airflow.task_instances(TRAINING, run_id)
+    assert len({t["pid"] for t in tasks}) == len(tasks)  # each task ran in its own process
+    (parent,) = _parents(mlflow_server, TRAINING, run_id)
+    assert parent.data.tags["promotion.decision"] in ("promoted", "not_promoted")
+
+    # The training run saved a new model, an Airflow Asset: the inference DAG runs on it.
+    (inference,) = local_airflow.wait_for_runs(INFERENCE, 1, run_type="asset_triggered")
+    assert inference["state"] == "success"
+    assert s3_server.keys(BUCKET, "data/07_model_output/") == [
+        "data/07_model_output/wine_predictions.csv"]
+
+
+def test_three_concurrent_runs_keep_their_own_runs_data_and_models(
+        local_airflow, s3_server, mlflow_server):
+    run_ids = [local_airflow.trigger(TRAINING, conf={"data_processing": {"split": {
+        "random_state": seed}}}) for seed in (1, 2, 3)]
+    for run_id in run_ids:
+        _assert_one_finished_training_run(local_airflow, run_id, mlflow_server, s3_server)
+    parents = [_parents(mlflow_server, TRAINING, run_id)[0] for run_id in run_ids]
+    # each run its own save version, params, logged models and registered model version
+    assert len({p.data.tags["kedro.save_version"] for p in parents}) == 3
+    assert [p.data.params["data_processing.split.random_state"] for p in parents] == ["1", "2", "3"]
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(mlflow_server)
+    for parent in parents:
+        models = client.search_logged_models(
+            experiment_ids=[parent.info.experiment_id],
+            filter_string=f"source_run_id = '{parent.info.run_id}'")
+        assert sorted(m.name for m in models) == ["logistic_regression", "random_forest"]
+        (version,) = client.search_model_versions(
+            f"name = 'wine_classifier_s3' and run_id = '{parent.info.run_id}'")
+        assert version.tags["promotion.decision"] == parent.data.tags["promotion.decision"]
+    # the three runs overlapped: at most 3 active at once, as max_active_runs says
+    runs = [local_airflow.api("GET", f"/dags/{TRAINING}/dagRuns/{_quote(r)}") for r in run_ids]
+    starts = [datetime.fromisoformat(r["start_date"]) for r in runs]
+    ends = [datetime.fromisoformat(r["end_date"]) for r in runs]
+    assert max(starts) < min(ends)
+
+
+def test_dag_scheduled_every_minute_runs_twice_with_a_parent_run_each(
+        local_airflow, mlflow_server):
+    runs = local_airflow.wait_for_runs(MINUTELY, 2, run_type="scheduled", timeout=400)
+    assert [r["state"] for r in runs] == ["success", "success"]
+    assert runs[0]["run_after"] != runs[1]["run_after"]
+    parents = {r["dag_run_id"]: _parents(mlflow_server, MINUTELY, r["dag_run_id"]) for r in runs}
+    assert all(len(found) == 1 and found[0].info.status == "FINISHED" for found in parents.values())
+    local_airflow.api("PATCH", f"/dags/{MINUTELY}", {"is_paused": True})
+
+
+def test_celery_workers_share_the_branches_of_one_run(deployment, s3_server, mlflow_server):
+    root, env = deployment
+    with airflow_cluster(root / "celery", root / "dags", "CeleryExecutor", extra_env=env,
+                         celery_workers=2) as airflow:
+        airflow.wait_for_dag(MINUTELY)
+        airflow.api("PATCH", f"/dags/{MINUTELY}", {"is_paused": True})  # not part of this test
+        run_id = airflow.trigger(TRAINING)
+        _assert_one_finished_training_run(airflow, run_id, mlflow_server, s3_server)
+        tasks = {t["task_id"]: t for t in airflow.task_instances(TRAINING, run_id)}
+    assert {t["hostname"] for t in tasks.values()} == {"worker0", "worker1"}
+    # The two model branches ran at the same time, one on each worker.
+    forest, regression = tasks["random_forest.train_model"], tasks["logistic_regression.train_model"]
+    overlapping = [
+        (a, b) for a in tasks.values() for b in tasks.values()
+        if a["hostname"] != b["hostname"]
+        and _start(a) < _end(b) and _start(b) < _end(a)
+    ]
+    assert overlapping, [(t["task_id"], t["hostname"], t["start_date"], t["end_date"])
+                         for t in tasks.values()]
+    assert forest["state"] == regression["state"] == "success"
+
+
+def _start(task: dict) -> datetime:
+    return datetime.fromisoformat(task["start_date"])
+
+
+def _end(task: dict) -> datetime:
+    return datetime.fromisoformat(task["end_date"])
+
+
+def _quote(run_id: str) -> str:
+    import urllib.parse
+
+    return urllib.parse.quote(run_id, safe="")

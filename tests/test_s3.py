@@ -74,8 +74,14 @@ def test_example_dag_keeps_everything_on_s3_and_leaks_no_secret(s3_example, s3_s
     (parent,) = client.search_runs([exp.experiment_id], "tags.`airflow_kedro_mlflow.role` = 'parent'")
     artifacts = s3_server.keys(BUCKET, f"{experiment}/")
     run_prefix = f"{experiment}/{parent.info.run_id}/artifacts/"
-    assert {run_prefix + p for p in ("random_forest/model.pkl", "random_forest/confusion_matrix.png",
-                                     "logistic_regression/model.pkl")} <= set(artifacts), artifacts
+    assert {run_prefix + p for p in ("random_forest/confusion_matrix.png",
+                                     "logistic_regression/confusion_matrix.png")} <= set(artifacts)
+    # the models, MLflow 3 logged models of the run, under the experiment's artifact location too
+    models = client.search_logged_models(experiment_ids=[exp.experiment_id])
+    assert sorted(m.name for m in models) == ["logistic_regression", "random_forest"]
+    for model in models:
+        assert model.artifact_location == f"s3://{BUCKET}/{experiment}/models/{model.model_id}/artifacts"
+        assert f"{experiment}/models/{model.model_id}/artifacts/MLmodel" in artifacts
     catalog = s3_server.keys(BUCKET, "data/")
     assert "data/01_raw/wine.csv" in catalog
     save_version = parent.data.tags["kedro.save_version"]

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from conftest import copy_example, run_dag, run_kedro
+from kedro_projects import relay_project
 
 pytestmark = pytest.mark.slow
 
@@ -105,3 +106,29 @@ def test_better_model_is_promoted_worse_one_only_registered(airflow_db, mlflow_s
     truth = pd.read_csv(project / "data" / "01_raw" / "wine.csv")["target"]
     assert len(predictions) == len(truth) == 178
     assert (predictions["prediction"] == truth).mean() > 0.9
+
+
+def test_misnamed_metric_fails_the_gate_naming_key_and_run(airflow_db, mlflow_server, workspace):
+    """A gate that cannot decide fails its task with the airflow.yml key at fault; the DAG run's
+    MLflow run is FAILED and names the gate; nothing is registered."""
+    from mlflow.tracking import MlflowClient
+
+    name = f"relay-{uuid.uuid4().hex[:8]}"
+    project = relay_project(workspace, package="gated", extra_conf={"airflow.yml": {"default": {
+        "promotion": {"registered_model": name, "model": "model", "metric": "acuracy"}}}})
+    conf = project / "conf" / "server"
+    conf.mkdir()
+    (conf / "mlflow.yml").write_text(yaml.safe_dump({
+        "server": {"mlflow_tracking_uri": mlflow_server},
+        "tracking": {"experiment": {"name": name}}}))
+    run_kedro(project, "airflow", "export", "-e", "server", "--target-dir", str(workspace / "dags"))
+    result = run_dag(workspace / "dags" / "gated.py", "gated")
+    assert result.state == "failed"
+    assert result.tasks["kedro_promote_model"] == "failed" and result.tasks["report"] == "success"
+    assert "airflow.yml key 'promotion.metric'" in result.output
+    assert "no metric 'acuracy'" in result.output
+    client = MlflowClient(mlflow_server)
+    parent = _parent(client, name, result.run_id)
+    assert parent.info.status == "FAILED"
+    assert parent.data.tags["kedro.failed_nodes"] == "kedro_promote_model"
+    assert client.search_model_versions(f"name = '{name}'") == []

@@ -28,9 +28,15 @@ TESTS = Path(__file__).resolve().parent
 
 
 class AirflowCluster:
-    def __init__(self, url: str, token: str, home: Path, processes: dict[str, Any]):
-        self.url, self._token, self.home = url, token, home
+    def __init__(self, url: str, token: str, home: Path, database: str,
+                 processes: dict[str, Any]):
+        self.url, self._token, self.home, self.database = url, token, home, database
         self._processes = processes
+
+    def dump_metadata_db(self) -> bytes:
+        """The whole metadata DB (XCom, rendered fields, DAG run conf...) as pg_dump prints it."""
+        return subprocess.run(["pg_dump", "-h", "127.0.0.1", "-U", "postgres", self.database],
+                              check=True, capture_output=True, timeout=120).stdout
 
     def check_alive(self) -> None:
         """Fail at once, with its log, when a component died (rather than time out later)."""
@@ -162,7 +168,7 @@ def airflow_cluster(
                 headers={"Content-Type": "application/json"})
             with urllib.request.urlopen(token_request, timeout=30) as response:
                 token = json.loads(response.read())["access_token"]
-            yield AirflowCluster(url, token, home, processes)
+            yield AirflowCluster(url, token, home, database, processes)
     finally:
         subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-c",
                         f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"], capture_output=True)

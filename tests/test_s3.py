@@ -10,6 +10,7 @@ import yaml
 
 from airflow_kedro_mlflow.ids import storage_key
 from conftest import AIRFLOW_HOME, copy_example, run_dag, run_kedro
+from secret_scan import assert_nowhere, file_contents, mlflow_runs
 
 pytestmark = pytest.mark.slow
 BUCKET = "wine-classifier"
@@ -119,18 +120,9 @@ def test_missing_credentials_entry_is_named_without_values(s3_example, workspace
 def _assert_nowhere(planted: tuple[str, str], workspace: Path, output: str, mlflow_server: str,
                     experiment: str) -> None:
     """No planted value in DAG files, the Airflow DB, task logs, task output or MLflow runs."""
-    from mlflow.tracking import MlflowClient
-
-    places: dict[str, bytes] = {"dag.test output": output.encode()}
-    for path in [*(workspace / "dags").rglob("*.py"), *AIRFLOW_HOME.glob("*.db*"),
-                 *(AIRFLOW_HOME / "logs").rglob("*")]:
-        if path.is_file():
-            places[str(path)] = path.read_bytes()
-    client = MlflowClient(mlflow_server)
-    exp = client.get_experiment_by_name(experiment)
-    for run in client.search_runs([exp.experiment_id]):
-        places[f"MLflow run {run.info.run_id}"] = repr((run.data.params, run.data.tags)).encode()
+    places = {"dag.test output": output.encode(),
+              **file_contents(*(workspace / "dags").rglob("*.py"), *AIRFLOW_HOME.glob("*.db*"),
+                              AIRFLOW_HOME / "logs"),
+              **mlflow_runs(mlflow_server, experiment)}
     assert len(places) > 3
-    for value in planted:
-        leaks = [where for where, content in places.items() if value.encode() in content]
-        assert not leaks, f"planted credential found in: {leaks}"
+    assert_nowhere(planted, places)

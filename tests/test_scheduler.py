@@ -13,6 +13,7 @@ from airflow_cluster import AirflowCluster, airflow_cluster
 from airflow_kedro_mlflow.ids import storage_key
 from conftest import copy_example, run_kedro
 from kedro_projects import relay_project
+from secret_scan import assert_nowhere, file_contents, mlflow_runs
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 BUCKET = "wine-classifier"
@@ -83,7 +84,7 @@ def local_airflow(deployment):
 
 
 def test_local_executor_run_is_one_mlflow_run_and_triggers_inference(
-        local_airflow, s3_server, mlflow_server):
+        deployment, local_airflow, s3_server, mlflow_server):
     run_id = local_airflow.trigger(TRAINING)
     _assert_one_finished_training_run(local_airflow, run_id, mlflow_server, s3_server)
     tasks = local_airflow.task_instances(TRAINING, run_id)
@@ -96,6 +97,17 @@ def test_local_executor_run_is_one_mlflow_run_and_triggers_inference(
     assert inference["state"] == "success"
     assert s3_server.keys(BUCKET, "data/07_model_output/") == [
         "data/07_model_output/wine_predictions.csv"]
+
+    # The S3 credentials reached every task, and nothing kept them: not the task logs, not the
+    # metadata DB (XCom, rendered fields, run conf), not the DAG files, not MLflow.
+    root, env = deployment
+    task_logs = list((local_airflow.home / "logs").rglob(f"dag_id={TRAINING}/**/*.log"))
+    assert len(task_logs) >= len(tasks)
+    places = {"metadata DB": local_airflow.dump_metadata_db(),
+              **file_contents(local_airflow.home, root / "dags"),
+              **mlflow_runs(mlflow_server, TRAINING)}  # both DAGs log to this experiment
+    assert run_id.encode() in places["metadata DB"]  # the dump holds this run's rows
+    assert_nowhere((env["WINE_S3_KEY"], env["WINE_S3_SECRET"]), places)
 
 
 def test_three_concurrent_runs_keep_their_own_runs_data_and_models(

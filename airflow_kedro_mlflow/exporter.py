@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from airflow_kedro_mlflow.compiler import CompiledPipeline, compile_project
+from airflow_kedro_mlflow.dagbag import load_dagbag
 from airflow_kedro_mlflow.errors import ExportError
 from airflow_kedro_mlflow.renderer import render_dag
 
@@ -63,10 +64,7 @@ def export_project(
 
 def check_dag_files(folder: Path, expected: set[str]) -> None:
     """Load ``folder`` in a real Airflow DagBag; raise on any import error or missing DAG."""
-    os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(folder), safe_mode=False)
+    bag = load_dagbag(folder)
     if bag.import_errors:
         path, error = next(iter(bag.import_errors.items()))
         raise ExportError(f"Airflow cannot import the exported {Path(path).name}: {error.strip()}")

@@ -7,14 +7,15 @@ Usage: python dag_runner.py DAG_FILE DAG_ID [CONF_JSON]
 
 import json
 import sys
+from pathlib import Path
 
 
 def main() -> None:
     dag_file, dag_id = sys.argv[1], sys.argv[2]
     conf = json.loads(sys.argv[3]) if len(sys.argv) > 3 else None
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow_kedro_mlflow.dagbag import load_dagbag
 
-    bag = DagBag(dag_folder=dag_file, safe_mode=False)
+    bag = load_dagbag(Path(dag_file))
     if bag.import_errors:
         raise SystemExit(f"import errors: {bag.import_errors}")
     dag_run = bag.dags[dag_id].test(run_conf=conf)

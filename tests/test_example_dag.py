@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from airflow_kedro_mlflow.dagbag import load_dagbag
 from conftest import REPO, copy_example, run_dag, run_kedro
 
 COMMITTED_DAG = REPO / "dags" / "wine_classifier.py"
@@ -30,9 +31,7 @@ HEAVY_MODULES = ["kedro", "kedro_datasets", "mlflow", "pandas", "boto3", "botoco
 
 
 def test_committed_dag_loads_with_one_task_per_node():
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(COMMITTED_DAG), safe_mode=False)
+    bag = load_dagbag(COMMITTED_DAG)
     assert bag.import_errors == {}
     dag = bag.dags["wine_classifier"]
     assert set(dag.task_ids) == NODE_TASKS | RUN_TASKS

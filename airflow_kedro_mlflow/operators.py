@@ -39,6 +39,11 @@ class _KedroProjectOperator(BaseOperator):
         super().__init__(**kwargs)
         self.project = project
 
+    @property
+    def step_name(self) -> str | None:
+        """The name under which the end task reports this task's failure (``None``: not a step)."""
+        return None
+
 
 class KedroNodeOperator(_KedroProjectOperator):
     """Runs one Kedro node in a Kedro session of the DAG run."""
@@ -59,6 +64,10 @@ class KedroNodeOperator(_KedroProjectOperator):
         self.intermediate_inputs = tuple(intermediate_inputs)
         self.intermediate_outputs = tuple(intermediate_outputs)
         self.versioned_inputs = tuple(versioned_inputs)
+
+    @property
+    def step_name(self) -> str:
+        return self.node_name
 
     def execute(self, context: Any) -> None:
         from airflow_kedro_mlflow.runtime.node_run import NodeTask, run_node
@@ -114,6 +123,7 @@ class KedroPromoteModelOperator(_KedroProjectOperator):
     """
 
     ui_color = "#fdd0a2"
+
     def __init__(
         self,
         *,
@@ -133,6 +143,10 @@ class KedroPromoteModelOperator(_KedroProjectOperator):
         self.metric = metric
         self.direction = direction
         self.alias = alias
+
+    @property
+    def step_name(self) -> str:
+        return self.task_id
 
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow_kedro_mlflow.config import PromotionSettings
@@ -161,10 +175,11 @@ class KedroRunEndOperator(_KedroProjectOperator):
         from airflow_kedro_mlflow.runtime.dag_run import finish_run
 
         run = RunIdentity.from_context(context)
-        nodes = {t.task_id: t.node_name for t in self.dag.tasks if isinstance(t, KedroNodeOperator)}
-        nodes.update(  # the promotion gate counts as a step of the run, named by its task id
-            {t.task_id: t.task_id for t in self.dag.tasks if isinstance(t, KedroPromoteModelOperator)}
-        )
+        nodes = {  # node tasks and the promotion gate: the steps whose failure fails the run
+            t.task_id: t.step_name
+            for t in self.dag.tasks
+            if isinstance(t, _KedroProjectOperator) and t.step_name
+        }
         states = context["ti"].get_task_states(dag_id=run.dag_id, run_ids=[run.run_id])
         run_states = states.get(run.run_id, {})
         _, tracked = finish_run(

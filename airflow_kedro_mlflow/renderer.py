@@ -8,6 +8,7 @@ explicit edge list, and no logic that needs Kedro at parse time. Rendering is de
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import asdict
 from datetime import datetime, timezone
 
 from airflow_kedro_mlflow import __version__
@@ -91,11 +92,7 @@ def _render_leaves(leaves: list[str], settings: PipelineSettings) -> list[str]:
         "    promote = KedroPromoteModelOperator(",
         f"        task_id={PROMOTE_TASK_ID!r},",
         "        project=PROJECT,",
-        f"        registered_model={promotion.registered_model!r},",
-        f"        model={promotion.model!r},",
-        f"        metric={promotion.metric!r},",
-        f"        direction={promotion.direction!r},",
-        f"        alias={promotion.alias!r},",
+        *(f"        {key}={value!r}," for key, value in asdict(promotion).items()),
         "    )",
         f"    [tasks[task_id] for task_id in {leaves!r}] >> promote >> end",
     ]

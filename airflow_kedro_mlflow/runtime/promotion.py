@@ -102,9 +102,10 @@ def decide(tracker: Tracker, parent_run_id: str, gate: PromotionSettings) -> Pro
         "metric": gate.metric,
         "candidate_value": candidate,
     }
+    already_champion = champion is not None and str(champion.version) == str(version.version)
     if champion is None:
         promoted, reason, champion_value = True, f"no version held @{gate.alias}", None
-    elif str(champion.version) == str(version.version):
+    elif already_champion:
         promoted, reason, champion_value = True, f"already @{gate.alias}", candidate
     else:
         champion_value = _run_metric(client, champion.run_id, gate.metric)
@@ -118,7 +119,7 @@ def decide(tracker: Tracker, parent_run_id: str, gate: PromotionSettings) -> Pro
                 f"{gate.metric} {candidate:g} {relation} {champion_value:g} of version "
                 f"{champion.version} ({gate.direction})"
             )
-    if promoted and (champion is None or str(champion.version) != str(version.version)):
+    if promoted and not already_champion:
         client.set_registered_model_alias(gate.registered_model, gate.alias, str(version.version))
     decision = PromotionDecision(
         promoted=promoted,

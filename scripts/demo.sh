@@ -42,7 +42,11 @@ echo "==> Airflow metadata DB: $AIRFLOW_HOME/airflow.db"
 airflow db migrate > "$AIRFLOW_HOME/db-migrate.log" 2>&1 || { tail -n 40 "$AIRFLOW_HOME/db-migrate.log"; exit 1; }
 
 echo "==> kedro airflow export --env s3 -p __default__ -p inference (examples/wine_classifier -> dags/)"
-(cd "$project" && kedro airflow export --env s3 -p __default__ -p inference --target-dir "$repo/dags" --check 2>/dev/null) | sed -n '1,4p'
+export_log="$AIRFLOW_HOME/export.log"
+if ! (cd "$project" && kedro airflow export --env s3 -p __default__ -p inference --target-dir "$repo/dags" --check) > "$export_log" 2>&1; then
+  tail -n 40 "$export_log"; echo "export failed; full log: $export_log" >&2; exit 1
+fi
+sed -n '/^DAG  /,/^$/p' "$export_log"  # the table of what was written, without Kedro's log lines
 
 # Training (with the promotion gate), then the inference DAG that the model's Asset schedules
 # (a scheduler would trigger it; `dags test` runs it right away).

@@ -131,8 +131,11 @@ def _schedule(value: Any, where: str) -> str | tuple[str, ...] | None:
     if value is None or value == "None" or value == "null":
         return None
     if isinstance(value, list):
-        if not value or not all(isinstance(v, str) and "://" in v for v in value):
-            raise ValueError("as a list must hold asset URIs such as 'kedro://package/dataset'")
+        if not value or not all(isinstance(v, str) and _is_asset_uri(v) for v in value):
+            raise ValueError(
+                "as a list must hold asset URIs such as 'kedro://package/dataset', "
+                "'s3://bucket/key' or 'models:/registered_model@alias'"
+            )
         return tuple(value)
     if not isinstance(value, str):
         raise ValueError("must be a cron expression, a preset such as '@daily', a list of asset URIs, or null")
@@ -145,6 +148,12 @@ def _schedule(value: Any, where: str) -> str | tuple[str, ...] | None:
     if not croniter.is_valid(value):
         raise ValueError(f"{value!r} is not a valid cron expression")
     return value
+
+
+def _is_asset_uri(value: str) -> bool:
+    """A URI with a scheme: ``s3://...``, ``kedro://...`` or MLflow's ``models:/name@alias``
+    (the Asset a promotion gate updates when the alias moves)."""
+    return "://" in value or (value.startswith("models:/") and len(value) > len("models:/"))
 
 
 def _start_date(value: Any, where: str) -> datetime:

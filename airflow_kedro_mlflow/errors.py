@@ -19,3 +19,7 @@ class ConfigError(AirflowKedroError):
 
 class ProjectNotFoundError(AirflowKedroError):
     """The Kedro project an exported DAG refers to cannot be found on this machine."""
+
+
+class ProjectOpenError(AirflowKedroError):
+    """The Kedro project cannot be opened (session, hooks, context, catalog) on this worker."""

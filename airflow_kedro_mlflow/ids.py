@@ -46,3 +46,8 @@ def storage_key(name: str) -> str:
     """
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name)
     return cleaned if cleaned == name else f"{cleaned}-{short_hash(name)}"
+
+
+def champion_asset_uri(registered_model: str, alias: str) -> str:
+    """The Airflow Asset of a registered model's alias: MLflow's own URI for it."""
+    return f"models:/{registered_model}@{alias}"

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import Asset, AssetAlias, BaseOperator
 
-from airflow_kedro_mlflow.ids import START_TASK_ID
+from airflow_kedro_mlflow.ids import START_TASK_ID, champion_asset_uri
 from airflow_kedro_mlflow.links import RUN_URL_XCOM_KEY, MlflowRunLink
 from airflow_kedro_mlflow.project_ref import KedroProject
 from airflow_kedro_mlflow.run_identity import RunIdentity
@@ -93,6 +93,21 @@ class KedroNodeOperator(_KedroProjectOperator):
         )
 
 
+def _dag_run_state(ti: Any, dag_id: str) -> Any:
+    """``run_id -> state`` of the DAG's other runs, as Airflow knows them (``None``: no such run)."""
+
+    def state(run_id: str) -> str | None:
+        try:
+            value = ti.get_dagrun_state(dag_id=dag_id, run_id=run_id)
+        except Exception as exc:
+            if "not_found" in str(exc).lower() or "not found" in str(exc).lower():
+                return None
+            return "unknown"  # cannot tell: leave that run's parent alone
+        return str(getattr(value, "value", value))
+
+    return state
+
+
 def run_params(context: Any) -> dict[str, Any]:
     """The DAG run's conf, which tasks pass to Kedro as runtime parameters (like ``--params``)."""
     conf = getattr(context["dag_run"], "conf", None) or {}
@@ -102,14 +117,21 @@ def run_params(context: Any) -> dict[str, Any]:
 
 
 class KedroRunStartOperator(_KedroProjectOperator):
-    """Checks the project is usable here before any node runs (setup task of the DAG)."""
+    """Opens the DAG run's MLflow parent run and the project, as node tasks will (setup task)."""
 
     ui_color = "#c7e9c0"
+
+    @property
+    def step_name(self) -> str:
+        return self.task_id
 
     def execute(self, context: Any) -> None:
         from airflow_kedro_mlflow.runtime.dag_run import start_run
 
-        tracked = start_run(self.project, RunIdentity.from_context(context), run_params(context))
+        run = RunIdentity.from_context(context)
+        tracked = start_run(
+            self.project, run, run_params(context), _dag_run_state(context["ti"], run.dag_id)
+        )
         if tracked is not None:
             context["ti"].xcom_push(key=PARENT_XCOM_KEY, value=tracked.run_id)
             context["ti"].xcom_push(key=RUN_URL_XCOM_KEY, value=tracked.url)
@@ -120,6 +142,9 @@ class KedroPromoteModelOperator(_KedroProjectOperator):
 
     Configured by ``promotion:`` in airflow.yml; runs after the last nodes, before the end task.
     Returns (as XCom) the decision: whether it promoted, the version and both metric values.
+    When the alias moves, it emits an event of the Asset ``models:/<registered_model>@<alias>``
+    (through an AssetAlias: no event when it does not move), so DAGs that serve the champion,
+    scheduled on that Asset, run exactly when there is a new champion.
     """
 
     ui_color = "#fdd0a2"
@@ -137,6 +162,8 @@ class KedroPromoteModelOperator(_KedroProjectOperator):
         # One gate at a time per DAG: two concurrent runs that both beat the champion must not
         # both move the alias, the second unaware of the first.
         kwargs.setdefault("max_active_tis_per_dag", 1)
+        self.champion_asset_uri = champion_asset_uri(registered_model, alias)
+        kwargs.setdefault("outlets", [AssetAlias(self.champion_asset_uri)])
         super().__init__(**kwargs)
         self.registered_model = registered_model
         self.model = model
@@ -163,27 +190,46 @@ class KedroPromoteModelOperator(_KedroProjectOperator):
         )
         decision = promote_model(self.project, RunIdentity.from_context(context), parent_run_id, gate)
         ti.xcom_push(key=RUN_URL_XCOM_KEY, value=ti.xcom_pull(task_ids=START_TASK_ID, key=RUN_URL_XCOM_KEY))
+        if decision.moved:
+            context["outlet_events"][AssetAlias(self.champion_asset_uri)].add(
+                Asset(self.champion_asset_uri),
+                extra={"model_version": decision.version, "mlflow_run_id": parent_run_id},
+            )
         return decision.tags()
 
 
 class KedroRunEndOperator(_KedroProjectOperator):
-    """Closes the DAG run: cleans up intermediate data when every node succeeded (teardown task)."""
+    """Closes the DAG run: final MLflow status, cleanup of intermediate data (teardown task).
+
+    It runs once every other task is done, whatever their outcome, the start task's included: a
+    DAG run whose start task failed after it opened the parent run still closes that run. As a
+    teardown it does not decide the DAG run's state.
+    """
 
     ui_color = "#c7e9c0"
+
+    def as_teardown(self, *args: Any, **kwargs: Any) -> Any:
+        teardown = super().as_teardown(*args, **kwargs)
+        self.trigger_rule = "all_done"  # also when the setup (start) task failed
+        return teardown
 
     def execute(self, context: Any) -> None:
         from airflow_kedro_mlflow.runtime.dag_run import finish_run
 
         run = RunIdentity.from_context(context)
-        nodes = {  # node tasks and the promotion gate: the steps whose failure fails the run
+        steps = {  # start, node tasks and the promotion gate: whose failure fails the run
             t.task_id: t.step_name
             for t in self.dag.tasks
             if isinstance(t, _KedroProjectOperator) and t.step_name
         }
-        states = context["ti"].get_task_states(dag_id=run.dag_id, run_ids=[run.run_id])
+        ti = context["ti"]
+        states = ti.get_task_states(dag_id=run.dag_id, run_ids=[run.run_id])
         run_states = states.get(run.run_id, {})
         _, tracked = finish_run(
-            self.project, run, {node: run_states.get(task_id) for task_id, node in nodes.items()}
+            self.project,
+            run,
+            {step: run_states.get(task_id) for task_id, step in steps.items()},
+            parent_run_id=ti.xcom_pull(task_ids=START_TASK_ID, key=PARENT_XCOM_KEY),
         )
         if tracked is not None:
             context["ti"].xcom_push(key=RUN_URL_XCOM_KEY, value=tracked.url)

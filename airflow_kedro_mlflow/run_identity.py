@@ -26,7 +26,10 @@ class RunIdentity:
     log_url: str | None = None
     """This task try's log page in the Airflow UI."""
     start_date: datetime | None = None
-    """When the DAG run started."""
+    """When the DAG run (last) started: set anew when a finished run is cleared."""
+    clear_number: int = 0
+    """How many times the DAG run was cleared: 0 for a new run, also for one recreated under the
+    id of a deleted run. With ``start_date`` it tells a cleared run from a recreated one."""
 
     @property
     def dag_run_url(self) -> str | None:
@@ -49,6 +52,7 @@ class RunIdentity:
             run_type=_text(getattr(dag_run, "run_type", None)),
             log_url=_safe(lambda: ti.log_url),
             start_date=getattr(dag_run, "start_date", None),
+            clear_number=int(getattr(dag_run, "clear_number", 0) or 0),
         )
 
     @property

@@ -25,7 +25,7 @@ PROJECT = KedroProject(
 
 with DAG(
     dag_id='wine_classifier__inference',
-    schedule=[Asset('kedro://wine_classifier/random_forest.model')],
+    schedule=[Asset('models:/wine_classifier@champion')],
     catchup=False,
     tags=['kedro', 'wine_classifier'],
     doc_md=__doc__,

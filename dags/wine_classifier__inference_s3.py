@@ -25,7 +25,7 @@ PROJECT = KedroProject(
 
 with DAG(
     dag_id='wine_classifier__inference_s3',
-    schedule=[Asset('s3://wine-classifier/data/06_models/random_forest/model.pkl')],
+    schedule=[Asset('models:/wine_classifier_s3@champion')],
     catchup=False,
     max_active_runs=3,
     tags=['kedro', 'wine_classifier'],

@@ -1,14 +1,16 @@
 """The one way credentials reach anything: ``credentials.yml``, resolved inside the task.
 
 Kedro's config loader reads ``conf/<env>/credentials.yml`` (with ``${oc.env:...}``) in the task
-process only; DAG files, XCom and MLflow never see a value. Every value of the file is registered
-with Airflow's secret masker before anything else can log it. Consumers (the MLflow client, the
+process only; DAG files, XCom and MLflow never see a value. Every secret value of the file is
+registered with Airflow's secret masker before anything else can log it; values that only locate a
+service (endpoint URLs, regions, buckets) stay readable, so an outage names what is down. Consumers (the MLflow client, the
 intermediate store) name an entry; a missing entry is an error that names the entry and the file
 and key that referenced it, never a value.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,15 +27,33 @@ from airflow_kedro_mlflow.project_ref import KedroProject
 CREDENTIALS_PATTERNS = ["credentials*", "credentials*/**", "**/credentials*"]
 
 
-def mask(value: Any) -> None:
-    """Register every string in ``value`` (nested mappings and lists too) with the masker."""
+# Values that say *where* something is, not who may use it: readable in logs, so that an error
+# names the endpoint, region or bucket that is down. Anything else in credentials.yml is masked.
+_LOCATOR_KEY = re.compile(r"(url|uri|endpoint|region|region_name|bucket|bucket_name|host|port)$", re.I)
+_SECRET_WORD = re.compile(r"key|secret|token|passw|pwd|auth|credential|session|private|cert", re.I)
+_USERINFO = re.compile(r"://[^/@\s]*@")
+
+
+def is_locator(key: str | None, value: Any) -> bool:
+    """Whether ``value`` under ``key`` locates a service (kept readable) rather than a secret."""
+    if key is None or not _LOCATOR_KEY.search(key) or _SECRET_WORD.search(key):
+        return False
+    return not (isinstance(value, str) and _USERINFO.search(value))
+
+
+def mask(value: Any, key: str | None = None) -> None:
+    """Register every secret string in ``value`` (nested mappings and lists too) with the masker.
+
+    Endpoint URLs, regions, bucket names and hosts stay readable (``is_locator``); keys, secrets,
+    tokens, passwords and URLs that embed credentials are masked.
+    """
     if isinstance(value, Mapping):
-        for item in value.values():
-            mask(item)
+        for name, item in value.items():
+            mask(item, str(name))
     elif isinstance(value, (list, tuple)):
         for item in value:
-            mask(item)
-    elif value is not None and not isinstance(value, bool):
+            mask(item, key)
+    elif value is not None and not isinstance(value, bool) and not is_locator(key, value):
         try:
             from airflow.sdk.log import mask_secret
         except ImportError:  # pragma: no cover - outside Airflow

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import subprocess
-from collections.abc import Mapping
+import traceback
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from airflow_kedro_mlflow.kedro_project import config_loader
+from airflow_kedro_mlflow.errors import AirflowKedroError, ProjectOpenError
+from airflow_kedro_mlflow.kedro_project import config_loader, create_session
 from airflow_kedro_mlflow.project_ref import KedroProject
 from airflow_kedro_mlflow.run_identity import RunIdentity
 from airflow_kedro_mlflow.runtime.task_runtime import TaskRuntime
 
 log = logging.getLogger(__name__)
 
-OK_STATES = {"success", "skipped"}
+OK_STATES = {"success"}
+"""A step (node, gate, start) that did not succeed, skipped included, did not do its work: a DAG
+run marked failed by hand skips its pending tasks."""
 
 
 @dataclass(frozen=True)
@@ -29,11 +34,20 @@ class TrackedRun:
 
 
 def start_run(
-    project: KedroProject, run: RunIdentity, runtime_params: dict[str, Any]
+    project: KedroProject,
+    run: RunIdentity,
+    runtime_params: dict[str, Any],
+    dag_run_state: Callable[[str], str | None] | None = None,
 ) -> TrackedRun | None:
-    """Check the project is usable here and open (or find again) the DAG run's MLflow parent run."""
+    """Open (or find again) the DAG run's MLflow parent run, then open the project exactly as a
+    node task will (session, hooks, context, catalog), so that a project that cannot run here
+    fails once, before any node, with a message that says what to fix.
+
+    ``dag_run_state(run_id)`` (the state of another run of the DAG in Airflow) lets the start
+    task close parents of runs that ended without closing theirs.
+    """
     runtime = TaskRuntime.open(project, run)
-    project_path, metadata, store = runtime.path, runtime.metadata, runtime.store
+    project_path, store = runtime.path, runtime.store
     log.info(
         "DAG run %s of Kedro project %s: save version %s, intermediate store %s",
         run.run_id,
@@ -44,26 +58,82 @@ def start_run(
     if runtime_params:
         log.info("Kedro runtime parameters from the DAG run's conf: %s", sorted(runtime_params))
     tracker = runtime.tracker
-    if tracker is None:
-        return None
-    loader = config_loader(project_path, project.env, project.conf_source, runtime_params or None)
-    parent = tracker.ensure_parent(
-        run, parent_tags(project, project_path, metadata, run), loader["parameters"]
-    )
-    return TrackedRun(parent.info.run_id, tracker.run_url(parent))
+    tracked = None
+    if tracker is not None:
+        loader = config_loader(project_path, project.env, project.conf_source, runtime_params or None)
+        parent = tracker.ensure_parent(
+            run, parent_tags(project, project_path, runtime.metadata, run), loader["parameters"]
+        )
+        tracked = TrackedRun(parent.info.run_id, tracker.run_url(parent))
+        if dag_run_state is not None:
+            tracker.close_stale_parents(run, dag_run_state)
+    active = tracker.activated(tracked.run_id) if tracker and tracked else contextlib.nullcontext()
+    with active:
+        open_project(runtime, runtime_params)
+    return tracked
+
+
+def open_project(runtime: TaskRuntime, runtime_params: dict[str, Any] | None) -> None:
+    """Create the Kedro session, context and catalog of a node task, hooks included."""
+    project = runtime.project
+    try:
+        session = create_session(
+            runtime.path,
+            env=project.env,
+            conf_source=project.conf_source,
+            save_version=runtime.run.save_version,
+            runtime_params=runtime_params or None,
+        )
+        with session:
+            context = session.load_context()
+            context.catalog  # noqa: B018 - instantiating it runs after_catalog_created hooks
+    except AirflowKedroError:
+        raise
+    except Exception as exc:
+        raise ProjectOpenError(describe_open_failure(runtime, exc)) from exc
+
+
+def describe_open_failure(runtime: TaskRuntime, exc: BaseException) -> str:
+    """One message: which project failed to open here, why, and the likely fix."""
+    project = runtime.project
+    where = f"Kedro project '{project.package_name}' at {runtime.path} (env {project.env or 'default'})"
+    cause = f"{type(exc).__name__}: {exc}"
+    hint = ""
+    if _raised_by(exc, "kedro_mlflow") and runtime.tracker is None:
+        hint = (
+            " kedro-mlflow is installed and its hook is active, but tracking is not configured for "
+            f"this DAG: add conf/{project.env or 'base'}/mlflow.yml (`kedro mlflow init --env "
+            f"{project.env or 'base'}`) with server.mlflow_tracking_uri set to 'sqlite:///mlflow.db' "
+            "or a tracking server URL, or set MLFLOW_TRACKING_URI for the workers (MLflow 3 refuses "
+            "kedro-mlflow's default './mlruns')."
+        )
+    return f"{where} cannot be opened on this worker: {cause}.{hint}"
+
+
+def _raised_by(exc: BaseException, package: str) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        frames = traceback.extract_tb(seen.__traceback__)
+        if any(f"/{package}/" in frame.filename for frame in frames):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def finish_run(
-    project: KedroProject, run: RunIdentity, node_states: Mapping[str, str | None]
+    project: KedroProject,
+    run: RunIdentity,
+    step_states: Mapping[str, str | None],
+    parent_run_id: str | None,
 ) -> tuple[list[str], TrackedRun | None]:
-    """Close the DAG run: final MLflow status, then cleanup; returns the nodes that did not succeed.
+    """Close the DAG run: final MLflow status, then cleanup; returns the steps that did not succeed.
 
-    ``node_states`` maps node names to their task's state. The intermediate data is removed only
-    when every node succeeded: after a failure it is what lets a cleared task rerun without
-    rerunning its upstream tasks.
+    ``step_states`` maps the run's steps (the start task, nodes, the promotion gate) to their
+    task's state. The intermediate data is removed only when every step succeeded: after a
+    failure it is what lets a cleared task rerun without rerunning its upstream tasks.
     """
-    unsuccessful = sorted(n for n, state in node_states.items() if str(state) not in OK_STATES)
-    failed = sorted(n for n, state in node_states.items() if str(state) == "failed")
+    unsuccessful = sorted(n for n, state in step_states.items() if str(state) not in OK_STATES)
+    failed = sorted(n for n, state in step_states.items() if str(state) == "failed")
     runtime = TaskRuntime.open(project, run)
     tracked = None
     tracker = runtime.tracker
@@ -71,20 +141,22 @@ def finish_run(
         duration = (
             (datetime.now(timezone.utc) - run.start_date).total_seconds() if run.start_date else None
         )
-        parent = tracker.finish_parent(run, failed or unsuccessful, bool(unsuccessful), duration)
+        parent = tracker.finish_parent(
+            run, parent_run_id, failed or unsuccessful, bool(unsuccessful), duration
+        )
         if parent is not None:
             tracked = TrackedRun(parent.info.run_id, tracker.run_url(parent))
             log.info("MLflow parent run %s is %s", parent.info.run_id, parent.info.status)
     store = runtime.store
     if unsuccessful:
         log.warning(
-            "Nodes not successful: %s; keeping intermediate data at %s",
+            "Steps not successful: %s; keeping intermediate data at %s",
             ", ".join(unsuccessful),
             store.url,
         )
     else:
         store.remove()
-        log.info("All nodes succeeded; removed intermediate data at %s", store.url)
+        log.info("All steps succeeded; removed intermediate data at %s", store.url)
     return unsuccessful, tracked
 
 

@@ -10,6 +10,7 @@ Objects are pickled, as Kedro's MemoryDataset would hold any Python object.
 from __future__ import annotations
 
 import pickle
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,7 @@ class IntermediateDataset(AbstractDataset):
                 f"dataset '{self._name}' crosses an Airflow task boundary but cannot be pickled "
                 f"({exc}): declare it in the catalog with a dataset that can save it"
             ) from exc
-        temporary = f"{self._path}.tmp"
+        temporary = f"{self._path}.{uuid.uuid4().hex}.tmp"  # tries never share a scratch file
         with self._store.fs.open(temporary, "wb") as stream:
             stream.write(payload)
         self._store.fs.mv(temporary, self._path)

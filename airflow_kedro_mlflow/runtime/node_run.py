@@ -3,7 +3,9 @@
 The node runs through ``KedroSession.run`` so the project's hooks and catalog behave as in
 ``kedro run``. Two things differ, both set up here: the session's save version is the DAG run's
 (so all tasks write, and downstream tasks read, one version), and datasets that cross a task
-boundary without a catalog entry are routed through the run's intermediate store.
+boundary without a catalog entry are routed through the run's intermediate store. Any try may
+save again what an earlier try of the same DAG run saved (``owned_outputs``), and a try that
+Airflow gave up on stops before it writes anything more (``try_guard``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from airflow_kedro_mlflow.project_ref import KedroProject
 from airflow_kedro_mlflow.run_identity import RunIdentity
 from airflow_kedro_mlflow.runtime.intermediate import IntermediateStore
 from airflow_kedro_mlflow.runtime.model_uri_handoff import ModelUriHandoffHooks
+from airflow_kedro_mlflow.runtime.owned_outputs import OwnedOutputsHooks
 from airflow_kedro_mlflow.runtime.task_runtime import TaskRuntime
+from airflow_kedro_mlflow.runtime.try_guard import TryGuard
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +68,7 @@ def run_node(
     ``on_tracked(run_id, url)`` is called as soon as that child exists, so the task can link to it
     even if the node then fails.
     """
+    guard = TryGuard(f"task {run.task_id} try {run.try_number}")
     runtime = TaskRuntime.open(project, run)
     project_path, store, tracker = runtime.path, runtime.store, runtime.tracker
     session = create_session(
@@ -86,11 +91,12 @@ def run_node(
         log.info("Intermediate data for %s under %s", ", ".join(crossing), store.url)
         session._hook_manager.register(IntermediateDataHooks(store, crossing))
     session._hook_manager.register(ModelUriHandoffHooks(store))
+    session._hook_manager.register(OwnedOutputsHooks(guard))
     with contextlib.ExitStack() as stack:
         if tracker is not None and parent_run_id:
             params = node_params(project, project_path, task.node_name, runtime_params)
             child = stack.enter_context(
-                tracker.node_run(parent_run_id, run, task.node_name, params)
+                tracker.node_run(parent_run_id, run, task.node_name, params, guard)
             )
             if on_tracked is not None:
                 on_tracked(child.info.run_id, tracker.run_url(child))
@@ -102,6 +108,7 @@ def run_node(
                 node_names=[task.node_name],
                 load_versions={name: run.save_version for name in task.versioned_inputs} or None,
             )
+        guard.check(before="reporting the node's success")
 
 
 def node_params(

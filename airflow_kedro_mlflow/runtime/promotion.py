@@ -4,8 +4,10 @@ A nightly retraining must never replace a better production model with a worse o
 leave a record of why it did or did not. So every run's model becomes a registry version (it can
 be inspected or promoted by hand later), the alias (``champion``) moves only when the run's metric
 beats the current holder's, and the decision with both values is tagged on the DAG run's parent
-run and on the new model version. Rerunning the task for the same DAG run reuses the version it
-registered before instead of registering another.
+run and on the new model version. Rerunning the gate for the same DAG run reuses the version it
+registered for the same model. A cleared DAG run retrains: its new model is registered and judged
+against the champion from before that DAG run, and the alias ends where this attempt's decision
+puts it. Only a model logged by a node try that succeeded is ever registered.
 """
 
 from __future__ import annotations
@@ -19,11 +21,11 @@ from airflow_kedro_mlflow.errors import ConfigError
 from airflow_kedro_mlflow.project_ref import KedroProject
 from airflow_kedro_mlflow.run_identity import RunIdentity
 from airflow_kedro_mlflow.runtime.task_runtime import TaskRuntime
-from airflow_kedro_mlflow.runtime.tracking import Tracker
+from airflow_kedro_mlflow.runtime.tracking import TAG_NODE_RUN, TAG_PROMOTION_PREFIX, Tracker
 
 log = logging.getLogger(__name__)
 
-TAG_PREFIX = "promotion."
+TAG_PREFIX = TAG_PROMOTION_PREFIX
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class PromotionDecision:
     candidate_value: float
     champion_version: str | None = None
     champion_value: float | None = None
+    moved: bool = False
+    """Whether this decision moved the alias (a new champion), not just kept it."""
 
     def tags(self) -> dict[str, str]:
         values = {
@@ -93,8 +97,14 @@ def decide(tracker: Tracker, parent_run_id: str, gate: PromotionSettings) -> Pro
             f"'{gate.metric}' (its metrics: {', '.join(sorted(metrics)) or 'none'})"
         )
     candidate = float(metrics[gate.metric])
-    version = _registered_version(tracker, parent, gate)
-    champion = _alias_holder(client, gate)
+    model = _logged_model(tracker, parent, gate)
+    version = _registered_version(client, parent, model, gate)
+    holder = _alias_holder(client, gate)
+    champion = holder
+    if holder is not None and holder.run_id == parent_run_id:
+        # An earlier attempt of this same DAG run (before a clear) holds the alias: judge this
+        # attempt against the champion it replaced, as if the earlier attempt had not happened.
+        champion = _model_version(client, gate, holder.tags.get(TAG_PREFIX + "champion_version"))
     common = {
         "registered_model": gate.registered_model,
         "version": str(version.version),
@@ -102,11 +112,8 @@ def decide(tracker: Tracker, parent_run_id: str, gate: PromotionSettings) -> Pro
         "metric": gate.metric,
         "candidate_value": candidate,
     }
-    already_champion = champion is not None and str(champion.version) == str(version.version)
     if champion is None:
         promoted, reason, champion_value = True, f"no version held @{gate.alias}", None
-    elif already_champion:
-        promoted, reason, champion_value = True, f"already @{gate.alias}", candidate
     else:
         champion_value = _run_metric(client, champion.run_id, gate.metric)
         if champion_value is None:
@@ -119,30 +126,43 @@ def decide(tracker: Tracker, parent_run_id: str, gate: PromotionSettings) -> Pro
                 f"{gate.metric} {candidate:g} {relation} {champion_value:g} of version "
                 f"{champion.version} ({gate.direction})"
             )
-    if promoted and not already_champion:
-        client.set_registered_model_alias(gate.registered_model, gate.alias, str(version.version))
+    holder_version = None if holder is None else str(holder.version)
+    target = str(version.version) if promoted else (None if champion is None else str(champion.version))
+    if target is not None and target != holder_version:
+        client.set_registered_model_alias(gate.registered_model, gate.alias, target)
     decision = PromotionDecision(
         promoted=promoted,
         reason=reason,
         champion_version=None if champion is None else str(champion.version),
         champion_value=champion_value,
+        moved=promoted and target != holder_version,
         **common,
     )
     for key, value in decision.tags().items():
         client.set_model_version_tag(gate.registered_model, str(version.version), key, value)
+    if holder is not None and holder.run_id == parent_run_id and holder_version != str(version.version):
+        client.set_model_version_tag(
+            gate.registered_model, holder_version, TAG_PREFIX + "superseded_by", str(version.version)
+        )
     return decision
 
 
-def _registered_version(tracker: Tracker, parent: Any, gate: PromotionSettings) -> Any:
-    """This run's version of the registered model: found again on a rerun, else registered."""
-    client = tracker.client
+def _registered_version(client: Any, parent: Any, model: Any, gate: PromotionSettings) -> Any:
+    """The registry version of ``model``: found again when the gate reruns, else registered.
+
+    Looked up by the logged model, not by the run: a cleared DAG run logs a new model in the same
+    run, and that one must be registered, not the earlier attempt's.
+    """
     run_id = parent.info.run_id
-    existing = client.search_model_versions(
-        f"name = '{_quote(gate.registered_model)}' and run_id = '{run_id}'"
-    )
+    existing = [
+        v
+        for v in client.search_model_versions(
+            f"name = '{_quote(gate.registered_model)}' and run_id = '{run_id}'"
+        )
+        if getattr(v, "model_id", None) == model.model_id or v.source == f"models:/{model.model_id}"
+    ]
     if existing:
         return max(existing, key=lambda v: int(v.version))
-    model = _logged_model(tracker, parent, gate)
     import mlflow
 
     return mlflow.register_model(
@@ -154,7 +174,12 @@ def _registered_version(tracker: Tracker, parent: Any, gate: PromotionSettings) 
 
 
 def _logged_model(tracker: Tracker, parent: Any, gate: PromotionSettings) -> Any:
-    """The newest model logged as ``gate.model`` in the run (a retried node may have logged two)."""
+    """The newest model logged as ``gate.model`` in the run by a node try that succeeded.
+
+    A try that was killed, failed, or lost its Airflow supervisor may have logged a model before
+    it stopped; its child run is then not FINISHED (tag ``TAG_NODE_RUN`` on the model), and the
+    model is never the one registered. A model still uploading (not READY) is skipped too.
+    """
     import mlflow
 
     run_id = parent.info.run_id
@@ -165,14 +190,37 @@ def _logged_model(tracker: Tracker, parent: Any, gate: PromotionSettings) -> Any
         output_format="list",
     )
     named = [m for m in models if m.name == gate.model]
-    if not named:
-        names = sorted({m.name for m in models})
+    tries: dict[str, str] = {}
+    for model in named:
+        if str(model.status) in ("PENDING", "FAILED"):  # still uploading, or its upload failed
+            continue
+        node_run = model.tags.get(TAG_NODE_RUN)
+        if node_run and node_run not in tries:
+            tries[node_run] = tracker.client.get_run(node_run).info.status
+        if not node_run or tries[node_run] == "FINISHED":
+            return model
+    if named:
         raise ConfigError(
-            f"airflow.yml key 'promotion.model': no model named '{gate.model}' was logged in "
-            f"MLflow run {run_id} (models logged there: {', '.join(names) or 'none'}); log it "
-            "with an airflow_kedro_mlflow.datasets.MlflowModelDataset whose 'name' is that"
+            f"airflow.yml key 'promotion.model': MLflow run {run_id} has {len(named)} model(s) "
+            f"named '{gate.model}', none logged by a node try that succeeded"
         )
-    return named[0]
+    names = sorted({m.name for m in models})
+    raise ConfigError(
+        f"airflow.yml key 'promotion.model': no model named '{gate.model}' was logged in "
+        f"MLflow run {run_id} (models logged there: {', '.join(names) or 'none'}); log it "
+        "with an airflow_kedro_mlflow.datasets.MlflowModelDataset whose 'name' is that"
+    )
+
+
+def _model_version(client: Any, gate: PromotionSettings, version: str | None) -> Any | None:
+    if not version:
+        return None
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version(gate.registered_model, version)
+    except MlflowException:  # deleted since
+        return None
 
 
 def _alias_holder(client: Any, gate: PromotionSettings) -> Any | None:

@@ -1,7 +1,8 @@
 """One MLflow parent run per DAG run, one nested child run per node task try.
 
-The parent is created by the start task and found again by its tags (DAG id + run id), so a retried
-or cleared start task reuses it. While a node runs, the parent is the *active* run: whatever the
+The parent is created by the start task and found again by its tags (DAG id + run id, and the
+DAG run's clear number and start date), so a retried start task and a cleared DAG run reuse it,
+while a run recreated under the id of a deleted one gets its own. While a node runs, the parent is the *active* run: whatever the
 node logs through MLflow's fluent API, or through kedro-mlflow's hook and datasets (which reuse an
 active run and then never end it), lands on the parent, where runs are compared. The child run of
 the try records the node itself: its ``params:`` inputs, duration, outcome and links. Only the end
@@ -13,11 +14,13 @@ otherwise mark it FINISHED when the task process exits).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +40,7 @@ from airflow_kedro_mlflow.mlflow_config import (
 from airflow_kedro_mlflow.project_ref import KedroProject
 from airflow_kedro_mlflow.run_identity import RunIdentity
 from airflow_kedro_mlflow.runtime.credentials import Credentials
+from airflow_kedro_mlflow.runtime.try_guard import TryGuard
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,17 @@ TAG_ROLE = "airflow_kedro_mlflow.role"
 TAG_DAG_ID = "airflow.dag_id"
 TAG_RUN_ID = "airflow.run_id"
 TAG_FAILED_NODES = "kedro.failed_nodes"
+TAG_PROMOTION_PREFIX = "promotion."
+TAG_TASK_ID = "airflow.task_id"
+TAG_TRY_NUMBER = "airflow.try_number"
+TAG_NODE_RUN = "airflow_kedro_mlflow.node_run_id"
+"""On a logged model: the child run of the node try that logged it."""
+TAG_CLEAR_NUMBER = "airflow.clear_number"
+TAG_RUN_STARTED = "airflow.dag_run_start_date"
+TAG_SUPERSEDED = "airflow_kedro_mlflow.superseded"
+TAG_CLOSED_BY = "airflow_kedro_mlflow.closed_by"
+MLFLOW_RUN_CONTEXT = "MLFLOW_RUN_CONTEXT"
+"""MLflow adds the tags of this JSON to every run and logged model created by its fluent API."""
 MAX_PARAM_LENGTH = 6000
 PARAMS_PER_BATCH = 100
 
@@ -132,38 +147,100 @@ class Tracker:
         return experiment.experiment_id
 
     def find_parent(self, run: RunIdentity, experiment_id: str) -> Any | None:
+        """The newest parent run recorded for the DAG run's ids (a recreated run has several)."""
         runs = self.client.search_runs(
             [experiment_id],
             filter_string=(
                 f"tags.`{TAG_ROLE}` = 'parent' and tags.`{TAG_DAG_ID}` = '{_quote(run.dag_id)}' "
                 f"and tags.`{TAG_RUN_ID}` = '{_quote(run.run_id)}'"
             ),
-            max_results=2,
-            order_by=["attributes.start_time ASC"],
+            max_results=1,
+            order_by=["attributes.start_time DESC"],
         )
         return runs[0] if runs else None
 
     def ensure_parent(
         self, run: RunIdentity, tags: Mapping[str, str], params: Mapping[str, Any]
     ) -> Any:
-        """The DAG run's parent run: found by its tags, or created. Marked RUNNING either way."""
+        """The DAG run's parent run, RUNNING: found again (a retried start task, a cleared run)
+        or created (a new run, or a new run under the id of a deleted one)."""
         client = self.client
         experiment_id = self.experiment_id()
         parent = self.find_parent(run, experiment_id)
+        if parent is not None and not same_dag_run(parent.data.tags, run):
+            self._supersede(parent, run)
+            parent = None
+        incarnation = {TAG_CLEAR_NUMBER: str(run.clear_number), TAG_RUN_STARTED: _iso(run.start_date)}
         if parent is None:
             parent = client.create_run(
                 experiment_id,
                 run_name=self.settings.run_name or run.dag_id,
-                tags={**tags, TAG_ROLE: "parent", TAG_DAG_ID: run.dag_id, TAG_RUN_ID: run.run_id},
+                tags={**tags, **incarnation, TAG_ROLE: "parent", TAG_DAG_ID: run.dag_id,
+                      TAG_RUN_ID: run.run_id},
             )
             log.info("Created MLflow parent run %s", parent.info.run_id)
         else:
-            client.update_run(parent.info.run_id, status="RUNNING")
-            if TAG_FAILED_NODES in parent.data.tags:  # a rerun after a failure: decided anew at the end
-                client.delete_tag(parent.info.run_id, TAG_FAILED_NODES)
-            log.info("Reusing MLflow parent run %s of this DAG run", parent.info.run_id)
+            parent_id = parent.info.run_id
+            if parent.info.status != "RUNNING":
+                client.update_run(parent_id, status="RUNNING")
+            # A rerun decides its outcome anew: drop the verdict of the earlier attempt.
+            for key in parent.data.tags:
+                if key == TAG_FAILED_NODES or key.startswith(TAG_PROMOTION_PREFIX):
+                    client.delete_tag(parent_id, key)
+            if any(parent.data.tags.get(k) != v for k, v in incarnation.items()):
+                client.log_batch(parent_id, tags=[_tag(k, v) for k, v in incarnation.items()])
+            log.info("Reusing MLflow parent run %s of this DAG run", parent_id)
         self.log_params(parent.info.run_id, params, existing=_existing_params(parent))
         return client.get_run(parent.info.run_id)
+
+    def _supersede(self, parent: Any, run: RunIdentity) -> None:
+        """A parent of a deleted DAG run whose id was reused: closed, never reused."""
+        client = self.client
+        if parent.info.status == "RUNNING":
+            client.set_terminated(parent.info.run_id, status="KILLED")
+        client.set_tag(parent.info.run_id, TAG_SUPERSEDED, "a later DAG run with the same run id")
+        log.warning(
+            "MLflow run %s belonged to an earlier DAG run with id %s (deleted since); this run "
+            "gets a parent of its own",
+            parent.info.run_id,
+            run.run_id,
+        )
+
+    def close_stale_parents(
+        self, run: RunIdentity, dag_run_state: Callable[[str], str | None], limit: int = 20
+    ) -> list[str]:
+        """Close parents of this DAG's other runs left RUNNING although Airflow ended those runs.
+
+        Whatever way a DAG run ends, its end task normally closes the parent; this catches the
+        rest (an end task killed, a run deleted while running). ``dag_run_state(run_id)`` is the
+        run's state in Airflow, ``None`` when it no longer exists. Returns the closed run ids.
+        """
+        client = self.client
+        stale = client.search_runs(
+            [self.experiment_id()],
+            filter_string=(
+                f"tags.`{TAG_ROLE}` = 'parent' and tags.`{TAG_DAG_ID}` = '{_quote(run.dag_id)}' "
+                "and attributes.status = 'RUNNING'"
+            ),
+            max_results=limit,
+        )
+        closed = []
+        for parent in stale:
+            other = parent.data.tags.get(TAG_RUN_ID)
+            if not other or other == run.run_id:
+                continue
+            state = dag_run_state(other)
+            if state in ("queued", "running"):
+                continue
+            status = {"success": "FINISHED", "failed": "FAILED"}.get(state or "", "KILLED")
+            client.set_tag(parent.info.run_id, TAG_CLOSED_BY, f"{run.dag_id}/{run.run_id}")
+            client.set_terminated(parent.info.run_id, status=status)
+            log.warning(
+                "Closed MLflow run %s of DAG run %s (%s in Airflow) as %s",
+                parent.info.run_id, other, state or "deleted", status,
+            )
+            closed.append(parent.info.run_id)
+        return closed
 
     def log_params(
         self, run_id: str, params: Mapping[str, Any], existing: Mapping[str, str] | None = None
@@ -198,13 +275,24 @@ class Tracker:
 
     @contextlib.contextmanager
     def node_run(
-        self, parent_id: str, run: RunIdentity, node_name: str, params: Mapping[str, Any]
+        self,
+        parent_id: str,
+        run: RunIdentity,
+        node_name: str,
+        params: Mapping[str, Any],
+        guard: TryGuard | None = None,
     ) -> Iterator[Any]:
-        """A child run for this try; the parent is the active run meanwhile, and left RUNNING."""
-        import mlflow
+        """A child run for this try; the parent is the active run meanwhile, and left RUNNING.
 
+        Every MLflow model logged during the try (by any dataset or node code) is tagged with
+        this child's id, so the promotion gate can tell a model of a successful try from one of
+        a failed or killed try. Children of earlier tries of this task that are still RUNNING
+        (killed, or unable to reach MLflow at their end) are closed as KILLED: Airflow starts a
+        try only once the previous one is over.
+        """
         client = self.client
         parent = client.get_run(parent_id)
+        self._close_earlier_tries(parent, run)
         child = client.create_run(
             parent.info.experiment_id,
             run_name=f"{run.task_id} (try {run.try_number})",
@@ -213,8 +301,8 @@ class Tracker:
                 TAG_ROLE: "node",
                 TAG_DAG_ID: run.dag_id,
                 TAG_RUN_ID: run.run_id,
-                "airflow.task_id": run.task_id,
-                "airflow.try_number": str(run.try_number),
+                TAG_TASK_ID: run.task_id,
+                TAG_TRY_NUMBER: str(run.try_number),
                 **({"airflow.log_url": run.log_url} if run.log_url else {}),
                 "kedro.node": node_name,
             },
@@ -223,30 +311,70 @@ class Tracker:
         self.log_params(child_id, params)
         started = time.monotonic()
         status = "FAILED"
-        while mlflow.active_run() is not None:  # a run left active by an earlier task in-process
-            mlflow.end_run(status="RUNNING")
-        mlflow.start_run(run_id=parent_id)
+        context = {TAG_NODE_RUN: child_id, TAG_TASK_ID: run.task_id, TAG_TRY_NUMBER: str(run.try_number)}
+        previous_context = os.environ.get(MLFLOW_RUN_CONTEXT)
+        os.environ[MLFLOW_RUN_CONTEXT] = json.dumps(context)
         try:
-            yield child
+            with self.activated(parent_id):
+                yield child
             status = "FINISHED"
         except BaseException as exc:
             client.set_tag(child_id, "kedro.error_type", type(exc).__name__)
             raise
         finally:
-            while mlflow.active_run() is not None:
-                mlflow.end_run(status="RUNNING")
+            _restore_env(MLFLOW_RUN_CONTEXT, previous_context)
+            if guard is not None and guard.abandoned:
+                status = "KILLED"
             client.log_metric(child_id, "duration_s", round(time.monotonic() - started, 3))
             client.set_terminated(child_id, status=status)
 
+    @contextlib.contextmanager
+    def activated(self, run_id: str) -> Iterator[None]:
+        """``run_id`` as MLflow's active run meanwhile, then detached but left RUNNING (an ended
+        active run would be FINISHED by MLflow's atexit handler when the task process exits)."""
+        import mlflow
+
+        while mlflow.active_run() is not None:  # a run left active by an earlier task in-process
+            mlflow.end_run(status="RUNNING")
+        mlflow.start_run(run_id=run_id)
+        try:
+            yield
+        finally:
+            while mlflow.active_run() is not None:
+                mlflow.end_run(status="RUNNING")
+
+    def _close_earlier_tries(self, parent: Any, run: RunIdentity) -> None:
+        for child in self.client.search_runs(
+            [parent.info.experiment_id],
+            filter_string=(
+                f"tags.`mlflow.parentRunId` = '{parent.info.run_id}' and attributes.status = "
+                f"'RUNNING' and tags.`{TAG_TASK_ID}` = '{_quote(run.task_id)}'"
+            ),
+        ):
+            if int(child.data.tags.get(TAG_TRY_NUMBER, "0")) < run.try_number:
+                self.client.set_terminated(child.info.run_id, status="KILLED")
+
     def finish_parent(
-        self, run: RunIdentity, failed_nodes: list[str], failed: bool, duration_s: float | None
+        self,
+        run: RunIdentity,
+        parent_id: str | None,
+        failed_nodes: list[str],
+        failed: bool,
+        duration_s: float | None,
     ) -> Any | None:
         """Set the parent's final status from the nodes' outcomes; close leftover children.
 
-        ``failed_nodes`` are the nodes to name in the ``kedro.failed_nodes`` tag.
+        ``parent_id`` is the parent the start task opened; without one (the start task failed
+        after it created the parent) the DAG run's parent is looked up. ``failed_nodes`` are
+        the steps to name in the ``kedro.failed_nodes`` tag.
         """
         client = self.client
-        parent = self.find_parent(run, self.experiment_id())
+        if parent_id is not None:
+            parent = client.get_run(parent_id)
+        else:
+            parent = self.find_parent(run, self.experiment_id())
+            if parent is not None and not same_dag_run(parent.data.tags, run):
+                parent = None
         if parent is None:
             log.warning("No MLflow parent run found for DAG run %s", run.run_id)
             return None
@@ -279,6 +407,38 @@ def flatten(params: Mapping[str, Any], sep: str = ".", prefix: str = "") -> dict
         else:
             flat[name] = value
     return flat
+
+
+def same_dag_run(parent_tags: Mapping[str, str], run: RunIdentity) -> bool:
+    """Whether a parent found by the DAG run's ids belongs to this DAG run, not to a deleted one.
+
+    Every clear of a DAG run increments its ``clear_number``; a run recreated under the id of a
+    deleted one starts again at 0 with a new start date. So a parent that recorded a lower clear
+    number belongs to this run (cleared since); one with the same number belongs to it only if
+    it recorded the same start date (a retried start task); anything else is another run's.
+    """
+    recorded = int(parent_tags.get(TAG_CLEAR_NUMBER) or 0)
+    if run.clear_number != recorded:
+        return run.clear_number > recorded
+    started = parent_tags.get(TAG_RUN_STARTED)
+    return not started or not run.start_date or started == _iso(run.start_date)
+
+
+def _iso(moment: datetime | None) -> str:
+    return moment.isoformat() if moment else ""
+
+
+def _tag(key: str, value: str) -> Any:
+    from mlflow.entities import RunTag
+
+    return RunTag(key, value)
+
+
+def _restore_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
 
 
 def _existing_params(run: Any) -> dict[str, str]:

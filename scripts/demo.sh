@@ -21,13 +21,18 @@ export AIRFLOW__CORE__LOAD_EXAMPLES=False AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="$
 export KEDRO_DISABLE_TELEMETRY=true DO_NOT_TRACK=1 PATH="$repo/.venv/bin:\$PATH"
 ENV
 
+# What one demo run tracks and stores lives and dies together: the S3 endpoint (moto, in memory)
+# lasts as long as the demo, so the MLflow store that points into it is made anew each run too.
+state="$AIRFLOW_HOME/demo"
+rm -rf "$state" && mkdir -p "$state"
+
 # An S3 endpoint on loopback for the demo's lifetime; the project's `s3` env reads these
 # variables through conf/s3/credentials.yml (demo values: moto accepts any credentials).
 port="$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-setsid moto_server -H 127.0.0.1 -p "$port" > "$AIRFLOW_HOME/moto.log" 2>&1 &
+setsid moto_server -H 127.0.0.1 -p "$port" > "$state/moto.log" 2>&1 &
 moto_pid=$!
 trap 'kill -- -"$moto_pid" 2>/dev/null || true' EXIT
-export MLFLOW_TRACKING_URI="sqlite:///$project/mlflow.db"
+export MLFLOW_TRACKING_URI="sqlite:///$state/mlflow.db"
 export WINE_S3_ENDPOINT_URL="http://127.0.0.1:$port" WINE_S3_KEY=demo-access-key WINE_S3_SECRET=demo-secret-key
 for _ in $(seq 1 60); do curl -sf "$WINE_S3_ENDPOINT_URL/moto-api/" > /dev/null && break; sleep 0.5; done
 python - <<'PY'
@@ -62,7 +67,7 @@ done
 
 echo
 rm -rf "$AIRFLOW_HOME/demo-s3"
-python "$repo/scripts/demo_report.py" "$project" "$AIRFLOW_HOME/demo-s3"
+python "$repo/scripts/demo_report.py" "$AIRFLOW_HOME/demo-s3"
 echo "Local outputs: $project/data/08_reporting/*/metrics.json and confusion_matrix.png"
-echo "MLflow UI:     mlflow ui --backend-store-uri sqlite:///$project/mlflow.db  (artifacts were on the demo's S3: see .airflow/demo-s3)"
+echo "MLflow UI:     mlflow ui --backend-store-uri $MLFLOW_TRACKING_URI  (artifacts were on the demo's S3: see .airflow/demo-s3)"
 echo "Airflow UI:    source .airflow/env.sh && airflow standalone"

@@ -11,8 +11,9 @@ from pathlib import Path
 import boto3
 from mlflow.tracking import MlflowClient
 
-project, copy_to = Path(sys.argv[1]), Path(sys.argv[2])
-client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+copy_to = Path(sys.argv[1])
+tracking_uri = os.environ["MLFLOW_TRACKING_URI"]
+client = MlflowClient(tracking_uri)
 experiment = client.get_experiment_by_name("wine_classifier_s3")
 (parent,) = client.search_runs(
     [experiment.experiment_id],
@@ -24,7 +25,7 @@ children = client.search_runs(
     [experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
 )
 print(f"MLflow parent run {parent.info.run_id} ({parent.info.status}) with {len(children)} node runs")
-print(f"  tracking store: sqlite:///{project / 'mlflow.db'}, experiment 'wine_classifier_s3'")
+print(f"  tracking store: {tracking_uri}, experiment 'wine_classifier_s3'")
 for key, value in sorted(parent.data.metrics.items()):
     print(f"  {key} = {value}")
 promotion = {k: v for k, v in parent.data.tags.items() if k.startswith("promotion.")}

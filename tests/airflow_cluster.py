@@ -64,15 +64,40 @@ class AirflowCluster:
             time.sleep(2)
         raise AssertionError(f"DAG {dag_id} was not parsed within {timeout}s")
 
-    def trigger(self, dag_id: str, conf: dict | None = None) -> str:
+    def trigger(self, dag_id: str, conf: dict | None = None, run_id: str | None = None) -> str:
         self.wait_for_dag(dag_id)
         self.api("PATCH", f"/dags/{dag_id}", {"is_paused": False})
-        run = self.api("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf or {}})
+        body = {"logical_date": None, "conf": conf or {}}
+        if run_id is not None:
+            body["dag_run_id"] = run_id
+        run = self.api("POST", f"/dags/{dag_id}/dagRuns", body)
         return run["dag_run_id"]
+
+    def clear_run(self, dag_id: str, run_id: str) -> None:
+        """Clear a whole DAG run, as the UI's "Clear" of a run does: every task runs again."""
+        self.api("POST", f"/dags/{dag_id}/dagRuns/{_quote(run_id)}/clear", {"dry_run": False})
+
+    def delete_run(self, dag_id: str, run_id: str) -> None:
+        self.api("DELETE", f"/dags/{dag_id}/dagRuns/{_quote(run_id)}")
+
+    def task_instance(self, dag_id: str, run_id: str, task_id: str) -> dict:
+        return self.api("GET", f"/dags/{dag_id}/dagRuns/{_quote(run_id)}/taskInstances/{task_id}")
+
+    def wait_for_task(self, dag_id: str, run_id: str, task_id: str, states: set[str],
+                      timeout: float = 300) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            with contextlib.suppress(urllib.error.HTTPError):
+                task = self.task_instance(dag_id, run_id, task_id)
+                if task["state"] in states:
+                    return task
+            time.sleep(1)
+        raise AssertionError(f"{task_id} of {run_id} not in {states} within {timeout}s")
 
     def wait(self, dag_id: str, run_id: str, timeout: float = 600) -> dict:
         deadline = time.monotonic() + timeout
-        quoted = urllib.request.quote(run_id, safe="")
+        quoted = _quote(run_id)
         while time.monotonic() < deadline:
             self.check_alive()
             run = self.api("GET", f"/dags/{dag_id}/dagRuns/{quoted}")
@@ -99,8 +124,12 @@ class AirflowCluster:
                              f"{[(r['run_id'], r['state']) for r in self.dag_runs(dag_id)]}")
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
-        quoted = urllib.request.quote(run_id, safe="")
-        return self.api("GET", f"/dags/{dag_id}/dagRuns/{quoted}/taskInstances")["task_instances"]
+        return self.api("GET", f"/dags/{dag_id}/dagRuns/{_quote(run_id)}/taskInstances")[
+            "task_instances"]
+
+
+def _quote(run_id: str) -> str:
+    return urllib.request.quote(run_id, safe="")
 
 
 @contextlib.contextmanager

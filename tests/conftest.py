@@ -75,9 +75,10 @@ def wait_for_http(url: str, process: subprocess.Popen, log: Path, timeout: float
 
 
 @contextlib.contextmanager
-def background_process(command: list[str], log: Path, env: dict | None = None):
+def background_process(command: list[str], log: Path, env: dict | None = None,
+                       append: bool = False):
     """A server in its own process group, killed with all its children afterwards."""
-    with open(log, "wb") as out:
+    with open(log, "ab" if append else "wb") as out:
         process = subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             env={**os.environ, **(env or {})},
@@ -95,21 +96,49 @@ def background_process(command: list[str], log: Path, env: dict | None = None):
             process.wait(timeout=20)
 
 
+class MlflowServer:
+    """A real ``mlflow server`` on loopback (SQLite backend, proxied artifacts) that a test can stop
+    and start again on the same port and data, as an outage would."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._stack: contextlib.ExitStack | None = None
+
+    def start(self) -> None:
+        command = [
+            str(Path(sys.executable).with_name("mlflow")), "server",
+            "--backend-store-uri", f"sqlite:///{self.root}/mlflow.db",
+            "--artifacts-destination", str(self.root / "artifacts"),
+            "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+        ]
+        self._stack = contextlib.ExitStack()
+        log = self.root / "server.log"
+        process = self._stack.enter_context(background_process(command, log, append=True))
+        wait_for_http(f"{self.url}/health", process, log)
+
+    def stop(self) -> None:
+        if self._stack is not None:
+            self._stack.close()
+            self._stack = None
+
+
+@contextlib.contextmanager
+def running_mlflow_server(root: Path):
+    server = MlflowServer(root)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory) -> str:
-    """A real ``mlflow server`` on loopback with a SQLite backend and proxied artifacts."""
-    root = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    command = [
-        str(Path(sys.executable).with_name("mlflow")), "server",
-        "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
-        "--artifacts-destination", str(root / "artifacts"),
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-    ]
-    with background_process(command, root / "server.log") as process:
-        wait_for_http(f"{url}/health", process, root / "server.log")
-        yield url
+    """The URL of a real ``mlflow server`` shared by the session's tests."""
+    with running_mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as server:
+        yield server.url
 
 
 @dataclass(frozen=True)

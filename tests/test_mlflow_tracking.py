@@ -226,3 +226,18 @@ def test_kedro_mlflow_project_logs_into_the_shared_run(airflow_db, mlflow_server
     assert "notes.txt" in {a.path for a in client.list_artifacts(parent.info.run_id)}
     notes = Path(client.download_artifacts(parent.info.run_id, "notes.txt"))
     assert notes.read_text() == "slope=2.000 exported=True"
+
+
+def test_kedro_mlflow_without_mlflow_yml_fails_once_at_the_start(airflow_db, workspace):
+    """kedro-mlflow's hook cannot track without mlflow.yml (MLflow 3 refuses its default
+    ./mlruns): the start task fails, saying what to fix, and no node task runs."""
+    env = {**with_kedro_mlflow(True)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    project = kedro_mlflow_project(workspace)
+    run_kedro(project, "airflow", "export", "--target-dir", str(workspace / "dags"), env=env)
+    result = run_dag(workspace / "dags" / "kmlflow.py", "kmlflow", env=env)
+    assert result.state == "failed"
+    assert result.tasks["kedro_run_start"] == "failed"
+    assert {result.tasks[node] for node in ("fit", "score")} == {"upstream_failed"}
+    assert "kedro-mlflow is installed and its hook is active" in result.output
+    assert "kedro mlflow init" in result.output

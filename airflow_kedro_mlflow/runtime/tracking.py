@@ -314,19 +314,29 @@ class Tracker:
         context = {TAG_NODE_RUN: child_id, TAG_TASK_ID: run.task_id, TAG_TRY_NUMBER: str(run.try_number)}
         previous_context = os.environ.get(MLFLOW_RUN_CONTEXT)
         os.environ[MLFLOW_RUN_CONTEXT] = json.dumps(context)
+        failure: BaseException | None = None
         try:
             with self.activated(parent_id):
                 yield child
             status = "FINISHED"
         except BaseException as exc:
-            client.set_tag(child_id, "kedro.error_type", type(exc).__name__)
+            failure = exc
+            with contextlib.suppress(Exception):  # MLflow may be what failed
+                client.set_tag(child_id, "kedro.error_type", type(exc).__name__)
             raise
         finally:
             _restore_env(MLFLOW_RUN_CONTEXT, previous_context)
             if guard is not None and guard.abandoned:
                 status = "KILLED"
-            client.log_metric(child_id, "duration_s", round(time.monotonic() - started, 3))
-            client.set_terminated(child_id, status=status)
+            try:
+                client.log_metric(child_id, "duration_s", round(time.monotonic() - started, 3))
+                client.set_terminated(child_id, status=status)
+            except Exception as exc:
+                if failure is None:
+                    raise
+                # The node's own error is the one to report; the next try or the end task
+                # closes this child.
+                log.warning("Could not record MLflow run %s as %s: %s", child_id, status, exc)
 
     @contextlib.contextmanager
     def activated(self, run_id: str) -> Iterator[None]:
@@ -341,7 +351,10 @@ class Tracker:
             yield
         finally:
             while mlflow.active_run() is not None:
-                mlflow.end_run(status="RUNNING")
+                try:  # pops the run first, then tells the server: safe to repeat if that fails
+                    mlflow.end_run(status="RUNNING")
+                except Exception as exc:
+                    log.warning("Could not detach MLflow run %s: %s", run_id, exc)
 
     def _close_earlier_tries(self, parent: Any, run: RunIdentity) -> None:
         for child in self.client.search_runs(

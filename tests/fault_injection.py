@@ -1,0 +1,57 @@
+"""A Kedro hook that kills or pauses a chosen try of a chosen task, for the fault tests.
+
+It is copied into the test's copy of the example project and listed in its ``settings.HOOKS``, so
+faults happen at real lines of a real task process: right after a dataset was saved, right before
+one is saved, or once the catalog exists (in the start task: after it opened the parent run).
+The faults are read from the JSON file ``$AKM_FAULTS``: a list of
+``{"id", "dag_run", "task", "tries": [..], "at", "dataset", "action", "go"}`` with ``action`` one of
+``kill_self`` (SIGKILL of the task process), ``kill_supervisor`` (SIGKILL of its parent, the
+Airflow supervisor: the task process lives on as an orphan) and ``wait`` (until the file ``go``
+exists). Each firing leaves ``<id>.try<N>.fired`` beside the file.
+"""
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+from kedro.framework.hooks import hook_impl
+
+
+class FaultInjection:
+    def _fire(self, at: str, dataset: str | None = None) -> None:
+        spec_file = os.environ.get("AKM_FAULTS")
+        if not spec_file or not Path(spec_file).exists():
+            return
+        task = os.environ.get("AIRFLOW_CTX_TASK_ID")
+        dag_run = os.environ.get("AIRFLOW_CTX_DAG_RUN_ID")
+        try_number = int(os.environ.get("AIRFLOW_CTX_TRY_NUMBER") or 0)
+        for fault in json.loads(Path(spec_file).read_text()):
+            if (fault["at"], fault["task"], fault["dag_run"]) != (at, task, dag_run):
+                continue
+            if fault.get("dataset") not in (None, dataset) or try_number not in fault["tries"]:
+                continue
+            Path(spec_file).with_name(f"{fault['id']}.try{try_number}.fired").write_text(
+                str(os.getpid()))
+            if fault["action"] == "kill_self":
+                os.kill(os.getpid(), signal.SIGKILL)
+            elif fault["action"] == "kill_supervisor":
+                os.kill(os.getppid(), signal.SIGKILL)
+                time.sleep(1)  # let the orphan be re-parented before it goes on
+            elif fault["action"] == "wait":
+                deadline = time.monotonic() + 300
+                while not Path(fault["go"]).exists() and time.monotonic() < deadline:
+                    time.sleep(0.2)
+
+    @hook_impl
+    def after_catalog_created(self) -> None:
+        self._fire("after_catalog_created")
+
+    @hook_impl
+    def before_dataset_saved(self, dataset_name: str) -> None:
+        self._fire("before_dataset_saved", dataset_name)
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str) -> None:
+        self._fire("after_dataset_saved", dataset_name)

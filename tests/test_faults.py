@@ -1,0 +1,315 @@
+"""At-least-once, for real: task processes and their supervisors SIGKILLed, the MLflow server
+stopped mid-logging, finished runs cleared, a run id deleted and reused, on one LocalExecutor
+deployment (PostgreSQL, scheduler, dag-processor, api-server), with a real ``mlflow server`` and
+S3 on loopback. Each DAG run must still end right: succeeded after its retry or clear, one MLflow
+parent run with the right status, a child per try (killed tries KILLED), and the promoted model
+being the one that the successful try logged.
+
+The faults are injected by a Kedro hook (``fault_injection.py``) added to a copy of the example,
+at real lines of the real task processes; see that module.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from airflow_cluster import AirflowCluster, airflow_cluster
+from conftest import REPO, copy_example, run_kedro, running_mlflow_server
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+BUCKET = "wine-classifier"
+TRAINING = "wine_classifier_s3"
+INFERENCE = "wine_classifier__inference_s3"
+REGISTERED = "wine_classifier_s3"
+FOREST_TRAIN = "random_forest.train_model"
+MODEL_DATASET = "random_forest.model"
+# A forest of one depth-1 tree: a model clearly worse than the configured one.
+WORSE = {"random_forest": {"model_options": {
+    "estimator": "random_forest", "n_estimators": 1, "max_depth": 1, "random_state": 42}}}
+
+
+class Faults:
+    """The deployment's fault list (read by the hook in every task) and the markers it leaves."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.file = folder / "faults.json"
+        self.file.write_text("[]")
+
+    def add(self, **fault) -> dict:
+        fault.setdefault("id", uuid.uuid4().hex[:8])
+        faults = json.loads(self.file.read_text())
+        self.file.write_text(json.dumps([*faults, fault]))
+        return fault
+
+    def fired(self, fault: dict) -> list[int]:
+        return sorted(int(p.name.split(".try")[1].split(".")[0])
+                      for p in self.folder.glob(f"{fault['id']}.try*.fired"))
+
+    def wait_fired(self, fault: dict, timeout: float = 300) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.fired(fault):
+            assert time.monotonic() < deadline, f"fault {fault} did not fire in {timeout}s"
+            time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def faulty(tmp_path_factory, s3_server):
+    """The example's `s3` env, retrying each task, with the fault hook, on its own MLflow server
+    (one this module can stop) and one LocalExecutor deployment."""
+    root = tmp_path_factory.mktemp("faults")
+    key, secret = f"key{uuid.uuid4().hex}", f"secret{uuid.uuid4().hex}"
+    s3 = s3_server.client(key, secret)
+    if BUCKET not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket=BUCKET)
+    project = copy_example(root / "examples" / "wine_classifier")
+    package = project / "src" / "wine_classifier"
+    (package / "fault_injection.py").write_text((REPO / "tests" / "fault_injection.py").read_text())
+    with open(package / "settings.py", "a") as settings:
+        settings.write("\nfrom wine_classifier.fault_injection import FaultInjection\n\n"
+                       "HOOKS = (FaultInjection(),)\n")
+    airflow_yml = project / "conf" / "s3" / "airflow.yml"
+    config = yaml.safe_load(airflow_yml.read_text())
+    config["default"].update({"retries": 3, "retry_delay": "10s"})
+    airflow_yml.write_text(yaml.safe_dump(config))
+    run_kedro(project, "airflow", "export", "-e", "s3", "-p", "__default__", "-p", "inference",
+              "--target-dir", str(root / "dags"))
+    faults = Faults(root)
+    with running_mlflow_server(root / "mlflow") as mlflow:
+        env = {
+            "WINE_S3_KEY": key, "WINE_S3_SECRET": secret, "WINE_S3_ENDPOINT_URL": s3_server.url,
+            "MLFLOW_TRACKING_URI": mlflow.url, "AKM_FAULTS": str(faults.file),
+            # A dead supervisor is noticed after 20 s instead of 5 minutes.
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+            # MLflow's client gives up on an unreachable server after seconds, not minutes: the
+            # outage below outlasts the client's retry window either way.
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+            "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0",
+        }
+        with airflow_cluster(root / "airflow", root / "dags", "LocalExecutor",
+                             extra_env=env) as airflow:
+            airflow.wait_for_dag(INFERENCE)
+            airflow.api("PATCH", f"/dags/{INFERENCE}", {"is_paused": False})
+            yield Deployment(airflow, mlflow, faults, s3_server)
+
+
+class Deployment:
+    def __init__(self, airflow: AirflowCluster, mlflow, faults: Faults, s3) -> None:
+        self.airflow, self.mlflow, self.faults, self.s3 = airflow, mlflow, faults, s3
+
+    @property
+    def client(self):
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        mlflow.set_tracking_uri(self.mlflow.url)
+        return MlflowClient(self.mlflow.url)
+
+    def parents(self, run_id: str) -> list:
+        experiment = self.client.get_experiment_by_name(TRAINING)
+        return self.client.search_runs(
+            [experiment.experiment_id],
+            f"tags.`airflow_kedro_mlflow.role` = 'parent' and tags.`airflow.run_id` = '{run_id}'",
+            order_by=["attributes.start_time ASC"])
+
+    def children(self, parent, task_id: str | None = None) -> list:
+        query = f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
+        if task_id:
+            query += f" and tags.`airflow.task_id` = '{task_id}'"
+        runs = self.client.search_runs([parent.info.experiment_id], query)
+        return sorted(runs, key=lambda r: int(r.data.tags["airflow.try_number"]))
+
+    def promoted_model_id(self, parent) -> str:
+        (version,) = [v for v in self.client.search_model_versions(
+            f"name = '{REGISTERED}' and run_id = '{parent.info.run_id}'")
+            if v.version == parent.data.tags["promotion.model_version"]]
+        return version.model_id
+
+    def model_of_try(self, parent, child) -> str:
+        models = self.client.search_logged_models(
+            experiment_ids=[parent.info.experiment_id],
+            filter_string=f"source_run_id = '{parent.info.run_id}'")
+        (model,) = [m for m in models
+                    if m.tags.get("airflow_kedro_mlflow.node_run_id") == child.info.run_id]
+        return model.model_id
+
+    def model_versions_on_s3(self, parent) -> list[str]:
+        version = parent.data.tags["kedro.save_version"]
+        return [k for k in self.s3.keys(BUCKET, "data/06_models/random_forest/model.pkl/")
+                if f"/{version}/" in k]
+
+    def succeed(self, run_id: str) -> tuple[dict, list]:
+        """The DAG run succeeded, with exactly one FINISHED parent; returns (run, tasks)."""
+        run = self.airflow.wait(TRAINING, run_id)
+        tasks = self.airflow.task_instances(TRAINING, run_id)
+        assert run["state"] == "success", [(t["task_id"], t["state"], t["try_number"]) for t in tasks]
+        (parent,) = self.parents(run_id)
+        assert parent.info.status == "FINISHED"
+        assert "kedro.failed_nodes" not in parent.data.tags
+        return run, tasks
+
+
+def _run_id(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:6]}"
+
+
+def _try_number(tasks: list, task_id: str) -> int:
+    return next(t["try_number"] for t in tasks if t["task_id"] == task_id)
+
+
+def _inference_runs(airflow: AirflowCluster) -> list[dict]:
+    return [r for r in airflow.dag_runs(INFERENCE) if r["run_type"] == "asset_triggered"]
+
+
+def test_node_killed_after_its_versioned_save_retries_and_promotes_the_retry_model(faulty):
+    """SIGKILL of train_model right after it saved model.pkl and logged the model: the retry
+    saves model.pkl again under the run's version, and its model, not the killed try's, is the
+    one registered and promoted. The promotion triggers the inference DAG exactly once."""
+    run_id = _run_id("killed-node")
+    fault = faulty.faults.add(dag_run=run_id, task=FOREST_TRAIN, tries=[1],
+                              at="after_dataset_saved", dataset=MODEL_DATASET, action="kill_self")
+    faulty.airflow.trigger(TRAINING, run_id=run_id)
+    _, tasks = faulty.succeed(run_id)
+    assert faulty.faults.fired(fault) == [1]
+    assert _try_number(tasks, FOREST_TRAIN) == 2
+    (parent,) = faulty.parents(run_id)
+    killed, retried = faulty.children(parent, FOREST_TRAIN)
+    assert (killed.info.status, retried.info.status) == ("KILLED", "FINISHED")
+    assert parent.data.tags["promotion.decision"] == "promoted"
+    assert faulty.promoted_model_id(parent) == faulty.model_of_try(parent, retried)
+    assert faulty.promoted_model_id(parent) != faulty.model_of_try(parent, killed)
+    assert len(faulty.model_versions_on_s3(parent)) == 1  # the run's one version, saved again
+
+    # A new champion: the inference DAG, scheduled on the alias's Asset, runs once.
+    (inference,) = faulty.airflow.wait_for_runs(INFERENCE, 1, run_type="asset_triggered")
+    assert inference["state"] == "success"
+
+
+def test_worker_killed_under_a_task_the_orphan_stops_and_the_retry_owns_the_output(faulty):
+    """SIGKILL of the supervisor (the worker process) of train_model after its save: the orphaned
+    task process stops instead of reporting, Airflow notices the dead try after its heartbeat
+    timeout and retries; the retry's model is the one promoted."""
+    run_id = _run_id("killed-worker")
+    fault = faulty.faults.add(dag_run=run_id, task=FOREST_TRAIN, tries=[1],
+                              at="after_dataset_saved", dataset=MODEL_DATASET,
+                              action="kill_supervisor")
+    faulty.airflow.trigger(TRAINING, run_id=run_id)
+    _, tasks = faulty.succeed(run_id)
+    assert faulty.faults.fired(fault) == [1]
+    assert _try_number(tasks, FOREST_TRAIN) == 2
+    (parent,) = faulty.parents(run_id)
+    orphan, retried = faulty.children(parent, FOREST_TRAIN)
+    assert (orphan.info.status, retried.info.status) == ("KILLED", "FINISHED")
+    assert faulty.promoted_model_id(parent) == faulty.model_of_try(parent, retried)
+    assert len(faulty.model_versions_on_s3(parent)) == 1
+
+
+def test_mlflow_down_while_logging_the_model_then_back(faulty):
+    """The MLflow server stops while train_model logs its model, for longer than the client
+    retries: that try fails with MLflow's error; once the server is back, a retry succeeds."""
+    run_id = _run_id("mlflow-down")
+    go = faulty.faults.folder / f"{run_id}.go"
+    fault = faulty.faults.add(dag_run=run_id, task=FOREST_TRAIN, tries=[1],
+                              at="before_dataset_saved", dataset=MODEL_DATASET, action="wait",
+                              go=str(go))
+    faulty.airflow.trigger(TRAINING, run_id=run_id)
+    faulty.faults.wait_fired(fault)
+    faulty.mlflow.stop()
+    try:
+        go.touch()
+        failed = faulty.airflow.wait_for_task(TRAINING, run_id, FOREST_TRAIN,
+                                              {"up_for_retry", "failed"}, timeout=180)
+    finally:
+        faulty.mlflow.start()
+    assert failed["try_number"] == 1
+    _, tasks = faulty.succeed(run_id)
+    (parent,) = faulty.parents(run_id)
+    tries = faulty.children(parent, FOREST_TRAIN)
+    assert tries[-1].info.status == "FINISHED"
+    assert {c.info.status for c in tries[:-1]} <= {"FAILED", "KILLED"}
+    assert faulty.promoted_model_id(parent) == faulty.model_of_try(parent, tries[-1])
+    assert len(faulty.model_versions_on_s3(parent)) == 1
+
+
+def test_cleared_finished_run_reruns_cleanly(faulty):
+    """A successful run cleared as a whole: every task reruns (the model is saved again under
+    the run's version), the parent is reused, RUNNING while it reruns, and its final status and
+    promotion tags describe the rerun; the champion is the rerun's model."""
+    run_id = _run_id("cleared")
+    faulty.airflow.trigger(TRAINING, run_id=run_id)
+    faulty.succeed(run_id)
+    (first,) = faulty.parents(run_id)
+    first_version = first.data.tags["promotion.model_version"]
+
+    faulty.airflow.clear_run(TRAINING, run_id)
+    faulty.airflow.wait_for_task(TRAINING, run_id, "kedro_run_start", {"success"})
+    (rerunning,) = faulty.parents(run_id)
+    assert rerunning.info.run_id == first.info.run_id
+    assert rerunning.info.status == "RUNNING"
+    assert not [k for k in rerunning.data.tags if k.startswith("promotion.")]
+    _, tasks = faulty.succeed(run_id)
+    assert _try_number(tasks, FOREST_TRAIN) == 2
+    (parent,) = faulty.parents(run_id)
+    assert parent.data.tags["promotion.model_version"] != first_version
+    first_try, rerun = faulty.children(parent, FOREST_TRAIN)
+    assert faulty.promoted_model_id(parent) == faulty.model_of_try(parent, rerun)
+    if parent.data.tags["promotion.decision"] == "promoted":
+        champion = faulty.client.get_model_version_by_alias(REGISTERED, "champion")
+        assert champion.version == parent.data.tags["promotion.model_version"]
+    assert len(faulty.model_versions_on_s3(parent)) == 1
+
+
+def test_start_task_killed_after_opening_the_parent(faulty):
+    """The start task is SIGKILLed after it created the parent run, on every try: the run fails,
+    and the parent is closed FAILED (not left RUNNING). Cleared, the run succeeds with the same
+    parent, FINISHED."""
+    run_id = _run_id("killed-start")
+    fault = faulty.faults.add(dag_run=run_id, task="kedro_run_start", tries=[1, 2, 3, 4],
+                              at="after_catalog_created", action="kill_self")
+    faulty.airflow.trigger(TRAINING, run_id=run_id)
+    run = faulty.airflow.wait(TRAINING, run_id)
+    assert run["state"] == "failed"
+    assert faulty.faults.fired(fault) == [1, 2, 3, 4]
+    (parent,) = faulty.parents(run_id)
+    assert parent.info.status == "FAILED"
+    assert parent.data.tags["kedro.failed_nodes"] == "kedro_run_start"
+
+    faulty.airflow.clear_run(TRAINING, run_id)
+    faulty.succeed(run_id)
+    (again,) = faulty.parents(run_id)
+    assert again.info.run_id == parent.info.run_id
+
+
+def test_run_id_deleted_and_triggered_again_gets_its_own_parent(faulty):
+    run_id = _run_id("reused-id")
+    faulty.airflow.trigger(TRAINING, run_id=run_id, conf={"data_processing": {"split": {
+        "random_state": 1}}})
+    faulty.succeed(run_id)
+    faulty.airflow.delete_run(TRAINING, run_id)
+    faulty.airflow.trigger(TRAINING, run_id=run_id, conf={"data_processing": {"split": {
+        "random_state": 2}}})
+    run = faulty.airflow.wait(TRAINING, run_id)
+    assert run["state"] == "success"
+    old, new = faulty.parents(run_id)
+    assert old.info.run_id != new.info.run_id
+    assert (old.info.status, new.info.status) == ("FINISHED", "FINISHED")
+    assert [p.data.params["data_processing.split.random_state"] for p in (old, new)] == ["1", "2"]
+    assert old.data.tags["kedro.save_version"] != new.data.tags["kedro.save_version"]
+
+
+def test_unpromoted_model_starts_no_inference_run(faulty):
+    before = len(_inference_runs(faulty.airflow))
+    run_id = _run_id("worse")
+    faulty.airflow.trigger(TRAINING, run_id=run_id, conf=WORSE)
+    faulty.succeed(run_id)
+    (parent,) = faulty.parents(run_id)
+    assert parent.data.tags["promotion.decision"] == "not_promoted"
+    time.sleep(20)  # the scheduler would have created an asset-triggered run by now
+    assert len(_inference_runs(faulty.airflow)) == before

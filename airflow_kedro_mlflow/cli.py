@@ -3,7 +3,8 @@
 kedro-airflow registers a ``kedro airflow`` group too, and Kedro's CLI resolves ``kedro airflow``
 to whichever plugin it loads first. So that ``kedro airflow create`` and ``kedro airflow export``
 both keep working with both plugins installed, whatever that order, each group lends the other
-its commands: ours serves kedro-airflow's commands, and ``export`` is added to kedro-airflow's.
+its commands: ours serves kedro-airflow's commands, and ours (``export``, ``clean-intermediate``)
+are added to kedro-airflow's.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def export(
     check: bool,
 ) -> None:
     """Write one Airflow DAG file per Kedro pipeline, one task per node."""
-    from airflow_kedro_mlflow.exporter import export_project
+    from airflow_kedro_mlflow.exporter import export_project, overlap_warnings
 
     if export_all and pipelines:
         raise click.UsageError("use either --pipeline or --all, not both")
@@ -95,6 +96,81 @@ def export(
     except AirflowKedroError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(format_report(exported))
+    for item in exported:
+        for warning in overlap_warnings(item.compiled):
+            click.echo(f"Warning: {warning}", err=True)
+
+
+@airflow_commands.command(name="clean-intermediate")
+@click.option("-p", "--pipeline", "pipelines", multiple=True,
+              help="Pipeline whose DAG's data to look at; repeat for several. Default: all.")
+@click.option("-e", "--env", default=None, help="Kedro configuration env the DAGs run with.")
+@click.option("--conf-source", default=None, help="Kedro configuration folder, if not conf/.")
+@click.option("--older-than", default="7d", show_default=True,
+              help="Only runs that ended longer ago than this: 12h, 7d, 2w.")
+@click.option("--include-unfinished", is_flag=True,
+              help="Also runs with no end record (their end task never ran), by their newest file.")
+@click.option("--delete", is_flag=True, help="Remove them. Without it, only list (dry run).")
+@click.pass_obj
+def clean_intermediate(
+    metadata: Any,
+    pipelines: tuple[str, ...],
+    env: str | None,
+    conf_source: str | None,
+    older_than: str,
+    include_unfinished: bool,
+    delete: bool,
+) -> None:
+    """List, and with --delete remove, the intermediate data that finished DAG runs left behind.
+
+    A DAG run that fails keeps its intermediate data so that its tasks can be cleared and rerun;
+    this removes it once it is old enough. Runs still in progress are never touched.
+    """
+    from datetime import datetime, timezone
+
+    from airflow_kedro_mlflow.housekeeping import parse_age, project_stores, removable, run_folders
+
+    try:
+        age = parse_age(older_than)
+        stores = project_stores(Path(metadata.project_path), list(pipelines) or None, env,
+                                conf_source)
+        now = datetime.now(timezone.utc)
+        rows = [("run data", "ended", "failed steps", "size", "action")]
+        count = 0
+        for store, dag_folders in stores:
+            fs = store[0]
+            for folder in run_folders(store, dag_folders):
+                wanted = removable(folder, age, include_unfinished, now)
+                if wanted and delete:
+                    fs.rm(folder.path, recursive=True)
+                count += wanted
+                folder_age = folder.age(now)
+                rows.append((
+                    folder.url,
+                    f"{_days(folder_age)} ago" if folder.ended_at else "no end record",
+                    ", ".join(folder.unsuccessful) or "-",
+                    f"{folder.size} B",
+                    ("removed" if delete else "would remove") if wanted else "kept",
+                ))
+    except AirflowKedroError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(_table(rows))
+    verb = "Removed" if delete else "Would remove (dry run; add --delete)"
+    click.echo(f"{verb}: {count} run folder(s) older than {older_than}.")
+
+
+def _days(age: Any) -> str:
+    if age is None:
+        return "?"
+    hours = age.total_seconds() / 3600
+    return f"{hours / 24:.1f}d" if hours >= 24 else f"{hours:.1f}h"
+
+
+def _table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows
+    )
 
 
 def format_report(exported: list[Any]) -> str:
@@ -111,8 +187,7 @@ def format_report(exported: list[Any]) -> str:
                 "written" if item.changed else "unchanged",
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    lines = [_table(rows)]
     for item in exported:
         manifest = item.compiled.manifest
         by_name = {node.name: node for node in manifest.nodes}
@@ -123,13 +198,15 @@ def format_report(exported: list[Any]) -> str:
     return "\n".join(lines)
 
 
-def _lend_export_to_kedro_airflow() -> None:
+def _lend_commands_to_kedro_airflow() -> None:
     try:
         from kedro_airflow.plugin import airflow_commands as foreign
     except Exception:
         return
-    if isinstance(foreign, click.Group) and "export" not in foreign.commands:
-        foreign.add_command(export)
+    if isinstance(foreign, click.Group):
+        for name, command in airflow_commands.commands.items():
+            if name not in foreign.commands:
+                foreign.add_command(command)
 
 
-_lend_export_to_kedro_airflow()
+_lend_commands_to_kedro_airflow()

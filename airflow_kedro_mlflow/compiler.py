@@ -67,11 +67,17 @@ def compile_project(
             project_name=metadata.project_name,
             pipeline_name=name,
             env=env,
-            dag_id=(settings.dag_id or dag_id_for(metadata.package_name, name))
-            + settings.dag_id_suffix,
+            dag_id=configured_dag_id(settings, metadata.package_name, name),
         )
         compiled.append(CompiledPipeline(manifest, settings))
     return compiled
+
+
+def configured_dag_id(
+    settings: airflow_config.PipelineSettings, package_name: str, pipeline_name: str
+) -> str:
+    """The DAG id of a pipeline: airflow.yml's ``dag_id`` or the derived one, plus the suffix."""
+    return (settings.dag_id or dag_id_for(package_name, pipeline_name)) + settings.dag_id_suffix
 
 
 def compile_pipeline(

@@ -62,6 +62,22 @@ def export_project(
     return exported
 
 
+def overlap_warnings(compiled: CompiledPipeline) -> list[str]:
+    """Datasets that concurrent runs of the DAG would share: one run could read another's."""
+    manifest, settings = compiled.manifest, compiled.settings
+    if settings.max_active_runs == 1:
+        return []
+    runs = (f"max_active_runs is {settings.max_active_runs}" if settings.max_active_runs
+            else "max_active_runs is not set: Airflow allows 16")
+    return [
+        f"DAG {manifest.dag_id}: dataset '{name}' is persisted but not versioned, written by task "
+        f"{producer} and read by {', '.join(readers)}, and runs of the DAG may overlap ({runs}), "
+        f"so one run can read another run's '{name}'. Set 'versioned: true' on it in the "
+        "catalog, or 'max_active_runs: 1' in airflow.yml."
+        for name, producer, readers in manifest.shared_unversioned()
+    ]
+
+
 def check_dag_files(folder: Path, expected: set[str]) -> None:
     """Load ``folder`` in a real Airflow DagBag; raise on any import error or missing DAG."""
     bag = load_dagbag(folder)

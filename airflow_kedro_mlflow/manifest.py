@@ -108,6 +108,21 @@ class Manifest:
             if n in producers and self._is(n, "persisted") and self.datasets[n].versioned
         )
 
+    def shared_unversioned(self) -> list[tuple[str, str, tuple[str, ...]]]:
+        """Persisted, unversioned datasets that one task writes and other tasks read, as
+        ``(dataset, producing task, reading tasks)``: DAG runs that overlap share them."""
+        by_name = {node.name: node for node in self.nodes}
+        producers = self._producers()
+        consumers = self._consumers()
+        shared = []
+        for name, producer in producers.items():
+            spec = self.datasets.get(name)
+            if spec is None or spec.kind != "persisted" or spec.versioned or not consumers.get(name):
+                continue
+            readers = tuple(sorted(by_name[c].full_task_id for c in consumers[name]))
+            shared.append((name, by_name[producer].full_task_id, readers))
+        return sorted(shared)
+
     def outlets(self, node: NodeSpec) -> tuple[str, ...]:
         """Asset URIs of the persisted datasets the node saves."""
         uris = (self.datasets[n].asset_uri(self.package_name) for n in node.outputs if n in self.datasets)

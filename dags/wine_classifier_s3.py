@@ -49,6 +49,7 @@ with DAG(
             node_name='data_processing.clean_data',
             project=PROJECT,
             intermediate_outputs=['data_processing.wine_clean'],
+            versioned_inputs=['wine_raw'],
             doc_md='Kedro node `data_processing.clean_data`\n\n- function: `wine_classifier.pipelines.data_processing.nodes.clean_data`\n- inputs: `wine_raw`, `params:data_processing.cleaning`\n- outputs: `data_processing.wine_clean`',
         )
         tasks['data_processing.split_data'] = KedroNodeOperator(

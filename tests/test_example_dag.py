@@ -106,7 +106,8 @@ def _outputs(project: Path) -> dict:
         assert len(versions) == 1, versions
         with open(versions[0] / "model.pkl", "rb") as stream:
             models[ns] = pickle.load(stream)
-    raw = pd.read_csv(data / "01_raw" / "wine.csv")
+    (raw_file,) = (data / "01_raw" / "wine.csv").glob("*/wine.csv")  # the run's one version
+    raw = pd.read_csv(raw_file)
     features = raw.drop(columns="target")
     features.columns = [c.replace("/", "_").replace(" ", "_").lower() for c in features.columns]
     return {

@@ -9,7 +9,7 @@ import pytest
 
 from airflow_kedro_mlflow.dagbag import load_dagbag
 from conftest import run_kedro
-from kedro_projects import RELAY_NODES, relay_project, write_project
+from kedro_projects import RELAY_CATALOG, RELAY_NODES, relay_project, write_project
 
 COLLIDING_REGISTRY = '''
 from kedro.pipeline import Pipeline, node
@@ -163,3 +163,24 @@ def test_invalid_promotion_gate_is_an_export_error_naming_file_and_key(tmp_path)
     result = run_kedro(project, "airflow", "export", "--target-dir", str(tmp_path / "dags"),
                        check=False)
     _assert_clean_failure(result, "airflow.yml", "default.promotion.direction", "maximize")
+
+
+def test_unversioned_dataset_shared_by_overlapping_runs_is_warned_about(tmp_path):
+    """`summary` is written by one task and read by another: unversioned, two overlapping runs
+    of the DAG would share it. The export warns, naming it; versioned, or one run at a time, not."""
+    shared = {**RELAY_CATALOG, "summary": {"type": "json.JSONDataset",
+                                           "filepath": "data/summary.json"}}
+    project = relay_project(tmp_path, package="relay_shared", catalog=shared)
+    result = run_kedro(project, "airflow", "export", "--target-dir", str(tmp_path / "dags"))
+    warning = next(line for line in result.stderr.splitlines() if line.startswith("Warning: "))
+    assert "dataset 'summary' is persisted but not versioned" in warning
+    assert "written by task summarize and read by report" in warning
+    assert "max_active_runs is not set" in warning
+
+    one_at_a_time = relay_project(tmp_path / "serial", package="relay_serial", catalog=shared,
+                                  extra_conf={"airflow.yml": {"default": {"max_active_runs": 1}}})
+    quiet = run_kedro(one_at_a_time, "airflow", "export", "--target-dir", str(tmp_path / "dags"))
+    assert "Warning: " not in quiet.stderr
+    versioned = run_kedro(relay_project(tmp_path / "v", package="relay_v"), "airflow", "export",
+                          "--target-dir", str(tmp_path / "dags"))
+    assert "Warning: " not in versioned.stderr

@@ -313,3 +313,26 @@ def test_unpromoted_model_starts_no_inference_run(faulty):
     assert parent.data.tags["promotion.decision"] == "not_promoted"
     time.sleep(20)  # the scheduler would have created an asset-triggered run by now
     assert len(_inference_runs(faulty.airflow)) == before
+
+
+def test_run_marked_failed_by_hand_fails_its_parent(faulty):
+    """A user marks a running DAG run failed in the UI: Airflow kills the running task and lets
+    the end task (a teardown) run, which closes the parent FAILED, naming the killed node."""
+    run_id = _run_id("marked-failed")
+    go = faulty.faults.folder / f"{run_id}.go"
+    fault = faulty.faults.add(dag_run=run_id, task=FOREST_TRAIN, tries=[1],
+                              at="before_dataset_saved", dataset=MODEL_DATASET, action="wait",
+                              go=str(go))
+    faulty.airflow.trigger(TRAINING, run_id=run_id)
+    faulty.faults.wait_fired(fault)
+    try:
+        faulty.airflow.api("PATCH", f"/dags/{TRAINING}/dagRuns/{run_id}", {"state": "failed"})
+        end = faulty.airflow.wait_for_task(TRAINING, run_id, "kedro_run_end",
+                                           {"success", "failed"}, timeout=180)
+    finally:
+        go.touch()
+    assert end["state"] == "success"
+    (parent,) = faulty.parents(run_id)
+    assert parent.info.status == "FAILED"
+    assert FOREST_TRAIN in parent.data.tags["kedro.failed_nodes"].split(",")
+    assert {c.info.status for c in faulty.children(parent)} <= {"FINISHED", "FAILED", "KILLED"}

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from airflow_kedro_mlflow.runtime.intermediate import END_RECORD
 from conftest import run_dag, run_kedro
 from kedro_projects import relay_project
 
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def relay(workspace) -> tuple[Path, Path]:
+def relay(airflow_db, workspace) -> tuple[Path, Path]:
     project = relay_project(workspace, package="relay")
     run_kedro(project, "airflow", "export", "--target-dir", str(workspace / "dags"))
     return project, workspace / "dags" / "relay.py"
@@ -57,8 +58,30 @@ def test_failed_run_keeps_intermediate_data(relay):
     assert result.tasks["report"] == "upstream_failed"
     assert result.tasks["kedro_run_end"] == "success"
     (folder,) = _run_folders(project)
-    assert _files(folder) == {"numbers.pickle", "evens.pickle", "odds.pickle"}
+    assert _files(folder) == {"numbers.pickle", "evens.pickle", "odds.pickle", END_RECORD}
     assert "planned failure in summarize" in result.output
+
+
+def test_clean_intermediate_removes_finished_runs_data_only_when_asked(relay):
+    project, dag_file = relay
+    failed = run_dag(dag_file, "relay", conf={"fail": True})
+    assert failed.state == "failed"
+    (ended,) = _run_folders(project)
+    in_progress = ended.parent / "manual__still-running"  # a run whose end task has not run
+    in_progress.mkdir()
+    (in_progress / "numbers.pickle").write_bytes(b"data")
+
+    listing = run_kedro(project, "airflow", "clean-intermediate").stdout
+    assert "Would remove (dry run; add --delete): 0 run folder(s) older than 7d" in listing
+    dry = run_kedro(project, "airflow", "clean-intermediate", "--older-than", "0m").stdout
+    assert "would remove" in dry and "summarize" in dry and "no end record" in dry
+    assert ended.exists()
+
+    run_kedro(project, "airflow", "clean-intermediate", "--older-than", "0m", "--delete")
+    assert not ended.exists()
+    assert _files(in_progress) == {"numbers.pickle"}  # never judged finished without a record
+    bad = run_kedro(project, "airflow", "clean-intermediate", "--older-than", "soon", check=False)
+    assert bad.returncode != 0 and "--older-than 'soon'" in bad.stderr
 
 
 def test_runs_keep_separate_data_and_versions_and_a_rerun_reads_its_own(relay, tmp_path):
@@ -84,4 +107,4 @@ def test_runs_keep_separate_data_and_versions_and_a_rerun_reads_its_own(relay, t
     # Run A's report is computed from run A's summary version, not from run B's newer one.
     assert json.loads((project / "data" / "report.json").read_text()) == {"total": 45, "count": 10}
     (folder,) = _run_folders(project)  # only A's data is kept: A never finished
-    assert _files(folder) == {"numbers.pickle", "evens.pickle", "odds.pickle"}
+    assert _files(folder) == {"numbers.pickle", "evens.pickle", "odds.pickle", END_RECORD}

@@ -54,7 +54,9 @@ def test_wrong_secret_fails_with_s3s_error_and_prints_no_credential(
                                     mlflow_server, monkeypatch)
     result = run_dag(dag_file, "wine_classifier_s3")
     assert result.state == "failed"
-    assert result.tasks["data_processing.load_wine_data"] == "failed"
+    # the start task already uses S3 (the run's intermediate store): it fails, once, no node runs
+    assert result.tasks["kedro_run_start"] == "failed"
+    assert result.tasks["data_processing.load_wine_data"] == "upstream_failed"
     # S3's own refusal reaches the task log (s3fs turns a HEAD's 403 into "Forbidden")
     assert "Forbidden" in result.output or "SignatureDoesNotMatch" in result.output
     for value in (wrong, s3_auth_server.key, s3_auth_server.secret):
@@ -84,8 +86,8 @@ def test_example_dag_keeps_everything_on_s3_and_leaks_no_secret(s3_example, s3_s
         assert model.artifact_location == f"s3://{BUCKET}/{experiment}/models/{model.model_id}/artifacts"
         assert f"{experiment}/models/{model.model_id}/artifacts/MLmodel" in artifacts
     catalog = s3_server.keys(BUCKET, "data/")
-    assert "data/01_raw/wine.csv" in catalog
     save_version = parent.data.tags["kedro.save_version"]
+    assert f"data/01_raw/wine.csv/{save_version}/wine.csv" in catalog
     assert f"data/06_models/random_forest/model.pkl/{save_version}/model.pkl" in catalog
     assert s3_server.keys(BUCKET, "airflow-intermediate/wine_classifier_s3/") == []
     assert not (project / "data" / "01_raw" / "wine.csv").exists()  # nothing fell back to disk
@@ -126,3 +128,20 @@ def _assert_nowhere(planted: tuple[str, str], workspace: Path, output: str, mlfl
               **mlflow_runs(mlflow_server, experiment)}
     assert len(places) > 3
     assert_nowhere(planted, places)
+
+
+def test_s3_down_names_the_endpoint_and_masks_only_secrets(airflow_db, workspace, mlflow_server,
+                                                          monkeypatch):
+    """Nothing listens at the S3 endpoint: the start task fails with the client's error, which
+    names the endpoint (an URL is not a secret); the key and secret stay out of the log."""
+    from conftest import S3Endpoint, free_port
+
+    down = S3Endpoint(f"http://127.0.0.1:{free_port()}")
+    key, secret = f"plantedkey{uuid.uuid4().hex}", f"plantedsecret{uuid.uuid4().hex}"
+    _, dag_file, _, _ = _example_on(down, key, secret, workspace, mlflow_server, monkeypatch)
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # botocore gives up at once, not after retries
+    result = run_dag(dag_file, "wine_classifier_s3")
+    assert result.tasks["kedro_run_start"] == "failed"
+    assert f'Could not connect to the endpoint URL: "{down.url}' in result.output, result
+    assert "***/" not in result.output
+    assert key not in result.output and secret not in result.output

@@ -11,7 +11,7 @@ import pytest
 
 from airflow_cluster import AirflowCluster, airflow_cluster
 from airflow_kedro_mlflow.ids import storage_key
-from conftest import copy_example, run_kedro
+from conftest import copy_example, run_kedro, running_mlflow_server
 from kedro_projects import relay_project
 from secret_scan import assert_nowhere, file_contents, mlflow_runs
 
@@ -20,6 +20,14 @@ BUCKET = "wine-classifier"
 TRAINING = "wine_classifier_s3"
 INFERENCE = "wine_classifier__inference_s3"
 MINUTELY = "minutely"
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    """This module's own MLflow server: its registry starts empty, so the first training run's
+    model becomes the champion, which is what starts the inference DAG."""
+    with running_mlflow_server(tmp_path_factory.mktemp("scheduler-mlflow")) as server:
+        yield server.url
 
 
 @pytest.fixture(scope="module")
@@ -90,9 +98,9 @@ def test_local_executor_run_is_one_mlflow_run_and_triggers_inference(
     tasks = local_airflow.task_instances(TRAINING, run_id)
     assert len({t["pid"] for t in tasks}) == len(tasks)  # each task ran in its own process
     (parent,) = _parents(mlflow_server, TRAINING, run_id)
-    assert parent.data.tags["promotion.decision"] in ("promoted", "not_promoted")
+    assert parent.data.tags["promotion.decision"] == "promoted"  # the first model: no champion yet
 
-    # The training run saved a new model, an Airflow Asset: the inference DAG runs on it.
+    # The training run made a new champion, an Airflow Asset: the inference DAG runs on it.
     (inference,) = local_airflow.wait_for_runs(INFERENCE, 1, run_type="asset_triggered")
     assert inference["state"] == "success"
     assert s3_server.keys(BUCKET, "data/07_model_output/") == [

@@ -57,6 +57,7 @@ def start_run(
     )
     if runtime_params:
         log.info("Kedro runtime parameters from the DAG run's conf: %s", sorted(runtime_params))
+    store.clear_end()  # a cleared run is running again: its kept data is in use
     tracker = runtime.tracker
     tracked = None
     if tracker is not None:
@@ -150,10 +151,12 @@ def finish_run(
     store = runtime.store
     if unsuccessful:
         log.warning(
-            "Steps not successful: %s; keeping intermediate data at %s",
+            "Steps not successful: %s; keeping intermediate data at %s for a rerun "
+            "(`kedro airflow clean-intermediate` removes it once no longer needed)",
             ", ".join(unsuccessful),
             store.url,
         )
+        store.record_end(unsuccessful)
     else:
         store.remove()
         log.info("All steps succeeded; removed intermediate data at %s", store.url)

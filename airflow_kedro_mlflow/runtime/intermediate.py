@@ -3,14 +3,18 @@
 In ``kedro run`` such datasets live in one process's memory; with one Airflow task per node they
 must outlive the producing task. Each DAG run gets its own prefix
 ``<root>/<dag_id>/<run_id>/``, so concurrent runs never see each other's data, and the prefix is
-removed only when the run succeeded, so a failed task can be cleared and rerun from where it was.
+removed only when the run succeeded, so a failed task can be cleared and rerun from where it was;
+the data of a failed run carries an end record (``END_RECORD``) until a rerun starts, which
+``kedro airflow clean-intermediate`` goes by.
 Objects are pickled, as Kedro's MemoryDataset would hold any Python object.
 """
 
 from __future__ import annotations
 
+import json
 import pickle
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +23,9 @@ from kedro.io import AbstractDataset, DatasetError
 
 from airflow_kedro_mlflow.ids import storage_key
 from airflow_kedro_mlflow.run_identity import RunIdentity
+
+
+END_RECORD = "_dag_run_end.json"
 
 
 class IntermediateStore:
@@ -65,6 +72,21 @@ class IntermediateStore:
         """Remove everything of this run."""
         if self.fs.exists(self.prefix):
             self.fs.rm(self.prefix, recursive=True)
+
+    def record_end(self, unsuccessful: list[str]) -> None:
+        """Note, beside the data kept after a failure, when the run ended and which steps failed:
+        what ``kedro airflow clean-intermediate`` goes by to remove finished runs' data."""
+        self.fs.makedirs(self.prefix, exist_ok=True)
+        record = {"ended_at": datetime.now(timezone.utc).isoformat(), "unsuccessful": unsuccessful,
+                  "dag_id": self.run.dag_id, "run_id": self.run.run_id}
+        with self.fs.open(f"{self.prefix}/{END_RECORD}", "w") as stream:
+            stream.write(json.dumps(record))
+
+    def clear_end(self) -> None:
+        """The run is running again (cleared): its data is in use, not left over."""
+        path = f"{self.prefix}/{END_RECORD}"
+        if self.fs.exists(path):
+            self.fs.rm(path)
 
 
 class IntermediateDataset(AbstractDataset):

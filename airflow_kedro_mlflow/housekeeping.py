@@ -1,0 +1,162 @@
+"""Find and remove the intermediate data that finished DAG runs left behind.
+
+A DAG run that succeeds removes its intermediate data; one that fails keeps it, so that its failed
+tasks can be cleared and rerun from where they stopped, and marks it with an end record. Nobody
+reruns a run from months ago: this module lists each run folder of a project's intermediate
+stores with its age and whether it ended, and removes those that ended longer ago than a given
+age. A folder without an end record belongs to a run still in progress, or to one whose end task
+never ran; those are removed only when asked for explicitly (judged by their newest object).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from airflow_kedro_mlflow.errors import ConfigError
+
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|min|h|d|w)\s*$")
+_UNIT = {"m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_age(text: str) -> timedelta:
+    """``30m``, ``12h``, ``7d``, ``2w``."""
+    match = _AGE.match(text)
+    if not match:
+        raise ConfigError(f"--older-than {text!r}: use a number and a unit, e.g. 12h, 7d, 2w")
+    number, unit = match.groups()
+    return timedelta(seconds=float(number) * _UNIT[unit])
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """The intermediate data of one DAG run."""
+
+    url: str
+    path: str
+    """``url`` without its protocol, as the store's filesystem takes it."""
+    dag_folder: str
+    run_folder: str
+    ended_at: datetime | None
+    """When its end task recorded the run's end; ``None``: no end record."""
+    newest: datetime | None
+    """Time of the newest object in it."""
+    unsuccessful: tuple[str, ...]
+    size: int
+
+    def age(self, now: datetime) -> timedelta | None:
+        moment = self.ended_at or self.newest
+        return None if moment is None else now - moment
+
+
+def run_folders(store: Any, dag_folders: list[str]) -> list[RunFolder]:
+    """The run folders under ``<store root>/<dag folder>/`` (``store``: an IntermediateStore's
+    ``fs`` and root prefix, as ``(fs, protocol, root)``)."""
+    from airflow_kedro_mlflow.runtime.intermediate import END_RECORD
+
+    fs, protocol, root = store
+    found = []
+    for dag_folder in dag_folders:
+        base = f"{root.rstrip('/')}/{dag_folder}"
+        if not fs.exists(base):
+            continue
+        for entry in fs.ls(base, detail=True):
+            if entry.get("type") != "directory":
+                continue
+            path = entry["name"].rstrip("/")
+            files = fs.find(path, detail=True)
+            ended, unsuccessful = None, ()
+            if f"{path}/{END_RECORD}" in files:
+                with fs.open(f"{path}/{END_RECORD}", "r") as stream:
+                    record = json.loads(stream.read())
+                ended = datetime.fromisoformat(record["ended_at"])
+                unsuccessful = tuple(record.get("unsuccessful", ()))
+            times = [t for t in (_modified(info) for info in files.values()) if t is not None]
+            found.append(RunFolder(
+                url=f"{protocol}{path}",
+                path=path,
+                dag_folder=dag_folder,
+                run_folder=path.rsplit("/", 1)[-1],
+                ended_at=ended,
+                newest=max(times) if times else None,
+                unsuccessful=unsuccessful,
+                size=sum(int(info.get("size") or 0) for info in files.values()),
+            ))
+    return sorted(found, key=lambda r: (r.dag_folder, r.run_folder))
+
+
+def removable(folder: RunFolder, older_than: timedelta, include_unfinished: bool,
+              now: datetime) -> bool:
+    age = folder.age(now)
+    if age is None or age < older_than:
+        return False
+    return folder.ended_at is not None or include_unfinished
+
+
+def _modified(info: dict[str, Any]) -> datetime | None:
+    value = info.get("LastModified") or info.get("mtime") or info.get("last_modified")
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value, tz=timezone.utc)
+    return None
+
+
+def project_stores(project_path: Path, pipeline_names: list[str] | None, env: str | None,
+                   conf_source: str | None) -> list[tuple[Any, list[str]]]:
+    """Each distinct intermediate store of the pipelines' DAGs, with the DAG folders to look in."""
+    from kedro.framework.project import pipelines
+
+    from airflow_kedro_mlflow.compiler import configured_dag_id
+    from airflow_kedro_mlflow.config import load_pipeline_settings
+    from airflow_kedro_mlflow.errors import ExportError
+    from airflow_kedro_mlflow.ids import storage_key
+    from airflow_kedro_mlflow.kedro_project import (
+        bootstrap,
+        check_env,
+        conf_source_path,
+        config_loader,
+    )
+    from airflow_kedro_mlflow.project_ref import KedroProject
+    from airflow_kedro_mlflow.run_identity import RunIdentity
+    from airflow_kedro_mlflow.runtime.credentials import Credentials
+    from airflow_kedro_mlflow.runtime.intermediate import IntermediateStore
+
+    project_path = Path(project_path).resolve()
+    metadata = bootstrap(project_path)
+    check_env(project_path, env, conf_source)
+    registered = sorted(pipelines)
+    names = pipeline_names or registered
+    unknown = [name for name in names if name not in registered]
+    if unknown:
+        raise ExportError(f"unknown pipeline '{unknown[0]}' (registered: {', '.join(registered)})")
+    loader = config_loader(project_path, env, conf_source)
+    conf_root = conf_source_path(project_path, conf_source)
+    stores: dict[tuple[str, str | None], tuple[Any, list[str]]] = {}
+    credentials = None
+    for name in names:
+        settings = load_pipeline_settings(loader, conf_root, env, name)
+        key = (settings.intermediate_store, settings.intermediate_store_credentials)
+        if key not in stores:
+            options: dict[str, Any] = {}
+            if settings.intermediate_store_credentials:
+                if credentials is None:
+                    project = KedroProject(metadata.package_name, name, str(project_path),
+                                           str(project_path / "dags"), env, conf_source)
+                    credentials = Credentials.load(project, project_path)
+                options = credentials.entry(
+                    settings.intermediate_store_credentials,
+                    referenced_by="airflow.yml key 'intermediate_store_credentials'")
+            probe = IntermediateStore.for_project(
+                settings.intermediate_store, project_path,
+                RunIdentity("_", "_", datetime.now(timezone.utc)), **options)
+            root = probe.prefix.rsplit("/", 2)[0]
+            stores[key] = ((probe.fs, probe.protocol, root), [])
+        dag_folder = storage_key(configured_dag_id(settings, metadata.package_name, name))
+        if dag_folder not in stores[key][1]:
+            stores[key][1].append(dag_folder)
+    return list(stores.values())

@@ -102,6 +102,7 @@ class MlflowServer:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        root.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._stack: contextlib.ExitStack | None = None

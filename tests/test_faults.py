@@ -127,10 +127,9 @@ class Deployment:
         return sorted(runs, key=lambda r: int(r.data.tags["airflow.try_number"]))
 
     def promoted_model_id(self, parent) -> str:
-        (version,) = [v for v in self.client.search_model_versions(
-            f"name = '{REGISTERED}' and run_id = '{parent.info.run_id}'")
-            if v.version == parent.data.tags["promotion.model_version"]]
-        return version.model_id
+        version = self.client.get_model_version(REGISTERED, parent.data.tags["promotion.model_version"])
+        assert version.run_id == parent.info.run_id
+        return version.source.removeprefix("models:/")  # registered from the logged model
 
     def model_of_try(self, parent, child) -> str:
         models = self.client.search_logged_models(

@@ -69,6 +69,10 @@ class KedroNodeOperator(_KedroProjectOperator):
     def step_name(self) -> str:
         return self.node_name
 
+    def on_kill(self) -> None:
+        """SIGTERM from Airflow: stop before the next save instead of finishing the node."""
+        _stop_node_try()
+
     def execute(self, context: Any) -> None:
         from airflow_kedro_mlflow.runtime.node_run import NodeTask, run_node
 
@@ -91,6 +95,12 @@ class KedroNodeOperator(_KedroProjectOperator):
             parent_run_id=ti.xcom_pull(task_ids=START_TASK_ID, key=PARENT_XCOM_KEY),
             on_tracked=push_link,
         )
+
+
+def _stop_node_try() -> None:
+    from airflow_kedro_mlflow.runtime.try_guard import request_stop
+
+    request_stop("Airflow asked this try to stop (marked failed, cleared or timed out)")
 
 
 def _dag_run_state(ti: Any, dag_id: str) -> Any:

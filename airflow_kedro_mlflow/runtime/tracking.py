@@ -6,9 +6,9 @@ while a run recreated under the id of a deleted one gets its own. While a node r
 node logs through MLflow's fluent API, or through kedro-mlflow's hook and datasets (which reuse an
 active run and then never end it), lands on the parent, where runs are compared. The child run of
 the try records the node itself: its ``params:`` inputs, duration, outcome and links. Only the end
-task sets the parent's final status: a node task leaves the active parent with
-``end_run(status="RUNNING")``, which detaches it without ending it (MLflow's atexit handler would
-otherwise mark it FINISHED when the task process exits).
+task sets the parent's final status: a node task makes the parent active and detaches it again
+without a status write (MLflow's resume and ``end_run`` would write one, and its atexit handler
+would mark a run still active at exit FINISHED).
 """
 
 from __future__ import annotations
@@ -340,21 +340,19 @@ class Tracker:
 
     @contextlib.contextmanager
     def activated(self, run_id: str) -> Iterator[None]:
-        """``run_id`` as MLflow's active run meanwhile, then detached but left RUNNING (an ended
-        active run would be FINISHED by MLflow's atexit handler when the task process exits)."""
-        import mlflow
+        """``run_id`` as MLflow's active run meanwhile, its status untouched.
 
-        while mlflow.active_run() is not None:  # a run left active by an earlier task in-process
-            mlflow.end_run(status="RUNNING")
-        mlflow.start_run(run_id=run_id)
+        MLflow's own resume (``start_run(run_id=...)``) writes RUNNING and its ``end_run`` writes
+        a status: a try that outlives its DAG run (told to stop, or orphaned) would reopen a
+        parent the end task had closed. Only the start and end tasks set the parent's status.
+        """
+        run = self.client.get_run(run_id)
+        _clear_active_runs()  # runs left active by an earlier task in-process stay as they are
+        _push_active_run(run)
         try:
             yield
         finally:
-            while mlflow.active_run() is not None:
-                try:  # pops the run first, then tells the server: safe to repeat if that fails
-                    mlflow.end_run(status="RUNNING")
-                except Exception as exc:
-                    log.warning("Could not detach MLflow run %s: %s", run_id, exc)
+            _clear_active_runs()
 
     def _close_earlier_tries(self, parent: Any, run: RunIdentity) -> None:
         for child in self.client.search_runs(
@@ -445,6 +443,21 @@ def _tag(key: str, value: str) -> Any:
     from mlflow.entities import RunTag
 
     return RunTag(key, value)
+
+
+def _push_active_run(run: Any) -> None:
+    """Make ``run`` MLflow's active run without a request (MLflow's fluent run stack)."""
+    from mlflow.tracking import fluent
+
+    fluent._active_run_stack.get().append(fluent.ActiveRun(run))
+
+
+def _clear_active_runs() -> None:
+    """No active run any more, and no status written: what ``end_run`` does, minus the request."""
+    from mlflow.tracking import fluent
+
+    fluent._active_run_stack.get().clear()
+    os.environ.pop("MLFLOW_RUN_ID", None)
 
 
 def _restore_env(name: str, value: str | None) -> None:

@@ -199,6 +199,19 @@ def s3_auth_server(tmp_path_factory) -> AuthenticatingS3:
         yield AuthenticatingS3(url, access["AccessKeyId"], access["SecretAccessKey"])
 
 
+@pytest.fixture(autouse=True)
+def _no_tracking_uri_leaks():
+    """``mlflow.set_tracking_uri`` in a test also sets MLFLOW_TRACKING_URI in this process's
+    environment, which every later subprocess (exports, DAG runs) would inherit: a project with
+    no mlflow.yml would then track, to a server that may be gone. Each test starts as it found it."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
+
+
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(AIRFLOW_HOME, ignore_errors=True)
 

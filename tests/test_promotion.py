@@ -103,7 +103,8 @@ def test_better_model_is_promoted_worse_one_only_registered(airflow_db, mlflow_s
     inference = run_dag(dags / "wine_classifier__inference.py", "wine_classifier__inference")
     assert inference.state == "success", inference
     predictions = pd.read_csv(project / "data" / "07_model_output" / "wine_predictions.csv")
-    (raw,) = (project / "data" / "01_raw" / "wine.csv").glob("*/wine.csv")  # one run's version
+    # each training run saved its version of the raw data; inference read the latest
+    raw = sorted((project / "data" / "01_raw" / "wine.csv").glob("*/wine.csv"))[-1]
     truth = pd.read_csv(raw)["target"]
     assert len(predictions) == len(truth) == 178
     assert (predictions["prediction"] == truth).mean() > 0.9

@@ -161,6 +161,9 @@ def airflow_cluster(
         "AIRFLOW__CORE__HOSTNAME_CALLABLE": "worker_identity.hostname",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+        # Workers wait up to 5 s for the execution API by default; with several DAG runs on 2
+        # cores the api-server can be slower, and a task then fails before it starts.
+        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])),
         **(extra_env or {}),
     }

@@ -138,11 +138,10 @@ def clean_intermediate(
         rows = [("run data", "ended", "failed steps", "size", "action")]
         count = 0
         for store, dag_folders in stores:
-            fs = store[0]
             for folder in run_folders(store, dag_folders):
                 wanted = removable(folder, age, include_unfinished, now)
                 if wanted and delete:
-                    fs.rm(folder.path, recursive=True)
+                    store.fs.rm(folder.path, recursive=True)
                 count += wanted
                 folder_age = folder.age(now)
                 rows.append((

@@ -54,11 +54,10 @@ class RunFolder:
 
 
 def run_folders(store: Any, dag_folders: list[str]) -> list[RunFolder]:
-    """The run folders under ``<store root>/<dag folder>/`` (``store``: an IntermediateStore's
-    ``fs`` and root prefix, as ``(fs, protocol, root)``)."""
+    """The run folders under ``<store root>/<dag folder>/`` of an ``IntermediateStore``."""
     from airflow_kedro_mlflow.runtime.intermediate import END_RECORD
 
-    fs, protocol, root = store
+    fs, protocol, root = store.fs, store.protocol, store.root
     found = []
     for dag_folder in dag_folders:
         base = f"{root.rstrip('/')}/{dag_folder}"
@@ -142,20 +141,15 @@ def project_stores(project_path: Path, pipeline_names: list[str] | None, env: st
         settings = load_pipeline_settings(loader, conf_root, env, name)
         key = (settings.intermediate_store, settings.intermediate_store_credentials)
         if key not in stores:
-            options: dict[str, Any] = {}
-            if settings.intermediate_store_credentials:
-                if credentials is None:
-                    project = KedroProject(metadata.package_name, name, str(project_path),
-                                           str(project_path / "dags"), env, conf_source)
-                    credentials = Credentials.load(project, project_path)
-                options = credentials.entry(
-                    settings.intermediate_store_credentials,
-                    referenced_by="airflow.yml key 'intermediate_store_credentials'")
-            probe = IntermediateStore.for_project(
-                settings.intermediate_store, project_path,
-                RunIdentity("_", "_", datetime.now(timezone.utc)), **options)
-            root = probe.prefix.rsplit("/", 2)[0]
-            stores[key] = ((probe.fs, probe.protocol, root), [])
+            if credentials is None and settings.intermediate_store_credentials:
+                project = KedroProject(metadata.package_name, name, str(project_path),
+                                       str(project_path / "dags"), env, conf_source)
+                credentials = Credentials.load(project, project_path)
+            # A store is opened for one run; only its root and filesystem serve here.
+            store = IntermediateStore.for_settings(
+                settings, project_path, RunIdentity("-", "-", datetime.now(timezone.utc)),
+                credentials)
+            stores[key] = (store, [])
         dag_folder = storage_key(configured_dag_id(settings, metadata.package_name, name))
         if dag_folder not in stores[key][1]:
             stores[key][1].append(dag_folder)

@@ -152,6 +152,11 @@ class S3Endpoint:
         return boto3.client("s3", endpoint_url=self.url, aws_access_key_id=key,
                             aws_secret_access_key=secret, region_name="us-east-1")
 
+    def ensure_bucket(self, bucket: str, key: str = "test", secret: str = "test") -> None:
+        s3 = self.client(key, secret)
+        if bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+            s3.create_bucket(Bucket=bucket)
+
     def keys(self, bucket: str, prefix: str = "") -> list[str]:
         pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))

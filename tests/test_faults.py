@@ -65,9 +65,7 @@ def faulty(tmp_path_factory, s3_server):
     (one this module can stop) and one LocalExecutor deployment."""
     root = tmp_path_factory.mktemp("faults")
     key, secret = f"key{uuid.uuid4().hex}", f"secret{uuid.uuid4().hex}"
-    s3 = s3_server.client(key, secret)
-    if BUCKET not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
-        s3.create_bucket(Bucket=BUCKET)
+    s3_server.ensure_bucket(BUCKET, key, secret)
     project = copy_example(root / "examples" / "wine_classifier")
     package = project / "src" / "wine_classifier"
     (package / "fault_injection.py").write_text((REPO / "tests" / "fault_injection.py").read_text())
@@ -167,13 +165,10 @@ def _inference_runs(airflow: AirflowCluster) -> list[dict]:
     return [r for r in airflow.dag_runs(INFERENCE) if r["run_type"] == "asset_triggered"]
 
 
-def test_node_killed_after_its_versioned_save_retries_and_promotes_the_retry_model(faulty):
-    """SIGKILL of train_model right after it saved model.pkl and logged the model: the retry
-    saves model.pkl again under the run's version, and its model, not the killed try's, is the
-    one registered and promoted. The promotion triggers the inference DAG exactly once."""
-    run_id = _run_id("killed-node")
-    fault = faulty.faults.add(dag_run=run_id, task=FOREST_TRAIN, tries=[1],
-                              at="after_dataset_saved", dataset=MODEL_DATASET, action="kill_self")
+def _retry_owns_the_output(faulty, run_id: str, fault: dict) -> tuple:
+    """Trigger ``run_id``, whose train_model try 1 ``fault`` kills after its save: the run
+    succeeds on try 2, try 1's child is KILLED, the promoted model is try 2's, and S3 holds the
+    run's one version of the model. Returns (parent, killed child, retried child)."""
     faulty.airflow.trigger(TRAINING, run_id=run_id)
     _, tasks = faulty.succeed(run_id)
     assert faulty.faults.fired(fault) == [1]
@@ -181,10 +176,21 @@ def test_node_killed_after_its_versioned_save_retries_and_promotes_the_retry_mod
     (parent,) = faulty.parents(run_id)
     killed, retried = faulty.children(parent, FOREST_TRAIN)
     assert (killed.info.status, retried.info.status) == ("KILLED", "FINISHED")
-    assert parent.data.tags["promotion.decision"] == "promoted"
     assert faulty.promoted_model_id(parent) == faulty.model_of_try(parent, retried)
-    assert faulty.promoted_model_id(parent) != faulty.model_of_try(parent, killed)
     assert len(faulty.model_versions_on_s3(parent)) == 1  # the run's one version, saved again
+    return parent, killed, retried
+
+
+def test_node_killed_after_its_versioned_save_retries_and_promotes_the_retry_model(faulty):
+    """SIGKILL of train_model right after it saved model.pkl and logged the model: the retry
+    saves model.pkl again under the run's version, and its model, not the killed try's, is the
+    one registered and promoted. The promotion triggers the inference DAG exactly once."""
+    run_id = _run_id("killed-node")
+    fault = faulty.faults.add(dag_run=run_id, task=FOREST_TRAIN, tries=[1],
+                              at="after_dataset_saved", dataset=MODEL_DATASET, action="kill_self")
+    parent, killed, retried = _retry_owns_the_output(faulty, run_id, fault)
+    assert parent.data.tags["promotion.decision"] == "promoted"
+    assert faulty.promoted_model_id(parent) != faulty.model_of_try(parent, killed)
 
     # A new champion: the inference DAG, scheduled on the alias's Asset, runs once.
     (inference,) = faulty.airflow.wait_for_runs(INFERENCE, 1, run_type="asset_triggered")
@@ -199,15 +205,7 @@ def test_worker_killed_under_a_task_the_orphan_stops_and_the_retry_owns_the_outp
     fault = faulty.faults.add(dag_run=run_id, task=FOREST_TRAIN, tries=[1],
                               at="after_dataset_saved", dataset=MODEL_DATASET,
                               action="kill_supervisor")
-    faulty.airflow.trigger(TRAINING, run_id=run_id)
-    _, tasks = faulty.succeed(run_id)
-    assert faulty.faults.fired(fault) == [1]
-    assert _try_number(tasks, FOREST_TRAIN) == 2
-    (parent,) = faulty.parents(run_id)
-    orphan, retried = faulty.children(parent, FOREST_TRAIN)
-    assert (orphan.info.status, retried.info.status) == ("KILLED", "FINISHED")
-    assert faulty.promoted_model_id(parent) == faulty.model_of_try(parent, retried)
-    assert len(faulty.model_versions_on_s3(parent)) == 1
+    _retry_owns_the_output(faulty, run_id, fault)
 
 
 def test_mlflow_down_while_logging_the_model_then_back(faulty):

@@ -37,18 +37,14 @@ def _example_on(endpoint, key: str, secret: str, workspace, mlflow_server, monke
 def s3_example(airflow_db, workspace, s3_server, mlflow_server, monkeypatch):
     """The example project in its `s3` env, with distinctive credentials planted in the env."""
     key, secret = f"plantedkey{uuid.uuid4().hex}", f"plantedsecret{uuid.uuid4().hex}"
-    s3 = s3_server.client(key, secret)
-    if BUCKET not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
-        s3.create_bucket(Bucket=BUCKET)
+    s3_server.ensure_bucket(BUCKET, key, secret)
     return _example_on(s3_server, key, secret, workspace, mlflow_server, monkeypatch)
 
 
 def test_wrong_secret_fails_with_s3s_error_and_prints_no_credential(
     airflow_db, workspace, s3_auth_server, mlflow_server, monkeypatch
 ):
-    s3 = s3_auth_server.client(s3_auth_server.key, s3_auth_server.secret)
-    if BUCKET not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
-        s3.create_bucket(Bucket=BUCKET)
+    s3_auth_server.ensure_bucket(BUCKET, s3_auth_server.key, s3_auth_server.secret)
     wrong = f"wrongsecret{uuid.uuid4().hex}"
     _, dag_file, _, _ = _example_on(s3_auth_server, s3_auth_server.key, wrong, workspace,
                                     mlflow_server, monkeypatch)

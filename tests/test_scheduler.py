@@ -36,9 +36,7 @@ def deployment(tmp_path_factory, s3_server, mlflow_server):
     minute, exported into one dags/ folder, plus the environment the workers get."""
     root = tmp_path_factory.mktemp("deployment")
     key, secret = f"key{uuid.uuid4().hex}", f"secret{uuid.uuid4().hex}"
-    s3 = s3_server.client(key, secret)
-    if BUCKET not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
-        s3.create_bucket(Bucket=BUCKET)
+    s3_server.ensure_bucket(BUCKET, key, secret)
     project = copy_example(root / "examples" / "wine_classifier")
     run_kedro(project, "airflow", "export", "-e", "s3", "-p", "__default__", "-p", "inference",
               "--target-dir", str(root / "dags"))

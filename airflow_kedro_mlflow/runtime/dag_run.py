@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import subprocess
 import traceback
@@ -59,19 +58,18 @@ def start_run(
         log.info("Kedro runtime parameters from the DAG run's conf: %s", sorted(runtime_params))
     store.clear_end()  # a cleared run is running again: its kept data is in use
     tracker = runtime.tracker
-    tracked = None
-    if tracker is not None:
-        loader = config_loader(project_path, project.env, project.conf_source, runtime_params or None)
-        parent = tracker.ensure_parent(
-            run, parent_tags(project, project_path, runtime.metadata, run), loader["parameters"]
-        )
-        tracked = TrackedRun(parent.info.run_id, tracker.run_url(parent))
-        if dag_run_state is not None:
-            tracker.close_stale_parents(run, dag_run_state)
-    active = tracker.activated(tracked.run_id) if tracker and tracked else contextlib.nullcontext()
-    with active:
+    if tracker is None:
         open_project(runtime, runtime_params)
-    return tracked
+        return None
+    loader = config_loader(project_path, project.env, project.conf_source, runtime_params or None)
+    parent = tracker.ensure_parent(
+        run, parent_tags(project, project_path, runtime.metadata, run), loader["parameters"]
+    )
+    if dag_run_state is not None:
+        tracker.close_stale_parents(run, dag_run_state)
+    with tracker.activated(parent):
+        open_project(runtime, runtime_params)
+    return TrackedRun(parent.info.run_id, tracker.run_url(parent))
 
 
 def open_project(runtime: TaskRuntime, runtime_params: dict[str, Any] | None) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 import fsspec
 from kedro.io import AbstractDataset, DatasetError
 
+from airflow_kedro_mlflow.config import PipelineSettings
 from airflow_kedro_mlflow.ids import storage_key
 from airflow_kedro_mlflow.run_identity import RunIdentity
 
@@ -39,18 +40,27 @@ class IntermediateStore:
         )
         self.protocol = root.split("://", 1)[0] + "://" if "://" in root else ""
         self.run = run
-        self.prefix = "/".join(
-            [base.rstrip("/"), storage_key(run.dag_id), storage_key(run.run_id)]
-        )
+        self.root = base.rstrip("/")
+        """Where every DAG's runs are: ``<root>/<dag_id>/<run_id>/``."""
+        self.prefix = "/".join([self.root, storage_key(run.dag_id), storage_key(run.run_id)])
 
     @classmethod
-    def for_project(
-        cls, location: str, project_path: Path, run: RunIdentity, **storage_options: Any
+    def for_settings(
+        cls, settings: PipelineSettings, project_path: Path, run: RunIdentity, credentials: Any
     ) -> IntermediateStore:
-        """Relative local locations are relative to the project root, like Kedro's filepaths."""
+        """The store airflow.yml configures (``intermediate_store``, with the fsspec options of
+        the ``intermediate_store_credentials`` entry of credentials.yml, if named). Relative
+        local locations are relative to the project root, like Kedro's filepaths."""
+        options: dict[str, Any] = {}
+        if settings.intermediate_store_credentials:
+            options = credentials.entry(
+                settings.intermediate_store_credentials,
+                referenced_by="airflow.yml key 'intermediate_store_credentials'",
+            )
+        location = settings.intermediate_store
         if "://" not in location and not Path(location).is_absolute():
             location = str(project_path / location)
-        return cls(location, run, storage_options)
+        return cls(location, run, options)
 
     @property
     def url(self) -> str:

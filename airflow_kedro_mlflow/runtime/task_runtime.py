@@ -42,15 +42,7 @@ class TaskRuntime:
     @cached_property
     def store(self) -> IntermediateStore:
         """The DAG run's intermediate store, with ``intermediate_store_credentials`` if named."""
-        options: dict[str, Any] = {}
-        if self.settings.intermediate_store_credentials:
-            options = self.credentials.entry(
-                self.settings.intermediate_store_credentials,
-                referenced_by="airflow.yml key 'intermediate_store_credentials'",
-            )
-        return IntermediateStore.for_project(
-            self.settings.intermediate_store, self.path, self.run, **options
-        )
+        return IntermediateStore.for_settings(self.settings, self.path, self.run, self.credentials)
 
     @cached_property
     def tracker(self) -> Any:

@@ -316,7 +316,7 @@ class Tracker:
         os.environ[MLFLOW_RUN_CONTEXT] = json.dumps(context)
         failure: BaseException | None = None
         try:
-            with self.activated(parent_id):
+            with self.activated(parent):
                 yield child
             status = "FINISHED"
         except BaseException as exc:
@@ -339,14 +339,13 @@ class Tracker:
                 log.warning("Could not record MLflow run %s as %s: %s", child_id, status, exc)
 
     @contextlib.contextmanager
-    def activated(self, run_id: str) -> Iterator[None]:
-        """``run_id`` as MLflow's active run meanwhile, its status untouched.
+    def activated(self, run: Any) -> Iterator[None]:
+        """``run`` (an MLflow ``Run``) as MLflow's active run meanwhile, its status untouched.
 
         MLflow's own resume (``start_run(run_id=...)``) writes RUNNING and its ``end_run`` writes
         a status: a try that outlives its DAG run (told to stop, or orphaned) would reopen a
         parent the end task had closed. Only the start and end tasks set the parent's status.
         """
-        run = self.client.get_run(run_id)
         _clear_active_runs()  # runs left active by an earlier task in-process stay as they are
         _push_active_run(run)
         try:
@@ -355,6 +354,8 @@ class Tracker:
             _clear_active_runs()
 
     def _close_earlier_tries(self, parent: Any, run: RunIdentity) -> None:
+        if run.try_number <= 1:  # the task's first try in this DAG run: nothing earlier to close
+            return
         for child in self.client.search_runs(
             [parent.info.experiment_id],
             filter_string=(

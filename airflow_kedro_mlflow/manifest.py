@@ -8,6 +8,7 @@ state at parse time: task ids, groups, edges and, per task, which datasets cross
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 DatasetKind = Literal["parameter", "persisted", "memory"]
@@ -68,16 +69,24 @@ class Manifest:
 
     def edges(self) -> list[tuple[str, str]]:
         """(upstream task id, downstream task id) pairs, in a stable order."""
-        by_name = {node.name: node for node in self.nodes}
+        by_name = self._by_name
         return [
             (by_name[parent].full_task_id, node.full_task_id)
             for node in self.nodes
             for parent in node.upstream
         ]
 
+    # The lookups below are built once per manifest: rendering asks them for every node, and
+    # rebuilding them per node made exporting a pipeline of n nodes cost n squared.
+    @cached_property
+    def _by_name(self) -> dict[str, NodeSpec]:
+        return {node.name: node for node in self.nodes}
+
+    @cached_property
     def _producers(self) -> dict[str, str]:
         return {out: node.name for node in self.nodes for out in node.outputs}
 
+    @cached_property
     def _consumers(self) -> dict[str, set[str]]:
         consumers: dict[str, set[str]] = {}
         for node in self.nodes:
@@ -91,17 +100,17 @@ class Manifest:
 
     def intermediate_inputs(self, node: NodeSpec) -> tuple[str, ...]:
         """In-memory inputs produced by another task: loaded from the run's intermediate store."""
-        producers = self._producers()
+        producers = self._producers
         return tuple(n for n in node.inputs if n in producers and self._is(n, "memory"))
 
     def intermediate_outputs(self, node: NodeSpec) -> tuple[str, ...]:
         """In-memory outputs consumed by another task: saved to the run's intermediate store."""
-        consumers = self._consumers()
+        consumers = self._consumers
         return tuple(n for n in node.outputs if consumers.get(n) and self._is(n, "memory"))
 
     def versioned_inputs(self, node: NodeSpec) -> tuple[str, ...]:
         """Versioned inputs produced in the same DAG run: loaded at the run's save version."""
-        producers = self._producers()
+        producers = self._producers
         return tuple(
             n
             for n in node.inputs
@@ -111,9 +120,9 @@ class Manifest:
     def shared_unversioned(self) -> list[tuple[str, str, tuple[str, ...]]]:
         """Persisted, unversioned datasets that one task writes and other tasks read, as
         ``(dataset, producing task, reading tasks)``: DAG runs that overlap share them."""
-        by_name = {node.name: node for node in self.nodes}
-        producers = self._producers()
-        consumers = self._consumers()
+        by_name = self._by_name
+        producers = self._producers
+        consumers = self._consumers
         shared = []
         for name, producer in producers.items():
             spec = self.datasets.get(name)

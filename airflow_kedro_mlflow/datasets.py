@@ -12,7 +12,9 @@ from __future__ import annotations
 import importlib
 import logging
 import math
+import sys
 import tempfile
+import warnings
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -144,6 +146,27 @@ class MlflowArtifactDataset(AbstractDataset):
         return {"dataset": self._dataset, "artifact_path": self._artifact_path}
 
 
+def _import_skops_without_probe_warnings() -> None:
+    """Import skops (MLflow's default sklearn model format) without its false import warnings.
+
+    When imported, skops names each of scipy's ufuncs by probing *every* loaded module for it
+    (``getattr``). In an Airflow task those include Airflow's deprecation shims (such as
+    ``airflow.serialization.serde``), which warn on any attribute asked of them: about 1160
+    ``DeprecatedImportWarning`` lines, and over a second of logging, in each task that saves or
+    loads a sklearn model, for imports nobody made. Only warnings raised at skops' probe are
+    ignored, and only during its import; every other warning is reported as usual.
+    """
+    if "skops.io" in sys.modules:
+        return
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"skops\.io\._utils")
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"skops\.io\._utils")
+        try:
+            import skops.io  # noqa: F401
+        except ImportError:  # not installed: MLflow reports it if the format needs it
+            pass
+
+
 class MlflowModelDataset(AbstractDataset):
     """A model logged as an MLflow Model of a flavor (``mlflow.sklearn``...) in the active run.
 
@@ -177,6 +200,8 @@ class MlflowModelDataset(AbstractDataset):
         self._dataset = _wrapped(dataset, version) if dataset else None
 
     def _flavor_module(self) -> Any:
+        if self._flavor == "mlflow.sklearn":
+            _import_skops_without_probe_warnings()
         try:
             return importlib.import_module(self._flavor)
         except ImportError as exc:

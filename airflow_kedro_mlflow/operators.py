@@ -18,9 +18,9 @@ from airflow.sdk import Asset, AssetAlias, BaseOperator
 from airflow_kedro_mlflow.ids import START_TASK_ID, champion_asset_uri
 from airflow_kedro_mlflow.links import RUN_URL_XCOM_KEY, MlflowRunLink
 from airflow_kedro_mlflow.project_ref import KedroProject
-from airflow_kedro_mlflow.run_identity import RunIdentity
 
 PARENT_XCOM_KEY = "mlflow_parent_run_id"
+EXPERIMENT_XCOM_KEY = "mlflow_experiment_id"
 
 __all__ = [
     "KedroNodeOperator",
@@ -83,6 +83,7 @@ class KedroNodeOperator(_KedroProjectOperator):
             versioned_inputs=self.versioned_inputs,
         )
         ti = context["ti"]
+        parent_run_id = ti.xcom_pull(task_ids=START_TASK_ID, key=PARENT_XCOM_KEY)
 
         def push_link(run_id: str, url: str | None) -> None:
             ti.xcom_push(key=RUN_URL_XCOM_KEY, value=url)
@@ -90,11 +91,21 @@ class KedroNodeOperator(_KedroProjectOperator):
         run_node(
             self.project,
             task,
-            RunIdentity.from_context(context),
+            _run_identity(context),
             run_params(context),
-            parent_run_id=ti.xcom_pull(task_ids=START_TASK_ID, key=PARENT_XCOM_KEY),
+            parent_run_id=parent_run_id,
+            experiment_id=(
+                ti.xcom_pull(task_ids=START_TASK_ID, key=EXPERIMENT_XCOM_KEY) if parent_run_id else None
+            ),
             on_tracked=push_link,
         )
+
+
+def _run_identity(context: Any) -> Any:
+    """The DAG run and try a task runs for (imported here: parsing a DAG never needs it)."""
+    from airflow_kedro_mlflow.run_identity import RunIdentity
+
+    return RunIdentity.from_context(context)
 
 
 def _stop_node_try() -> None:
@@ -138,12 +149,13 @@ class KedroRunStartOperator(_KedroProjectOperator):
     def execute(self, context: Any) -> None:
         from airflow_kedro_mlflow.runtime.dag_run import start_run
 
-        run = RunIdentity.from_context(context)
+        run = _run_identity(context)
         tracked = start_run(
             self.project, run, run_params(context), _dag_run_state(context["ti"], run.dag_id)
         )
         if tracked is not None:
             context["ti"].xcom_push(key=PARENT_XCOM_KEY, value=tracked.run_id)
+            context["ti"].xcom_push(key=EXPERIMENT_XCOM_KEY, value=tracked.experiment_id)
             context["ti"].xcom_push(key=RUN_URL_XCOM_KEY, value=tracked.url)
 
 
@@ -198,7 +210,7 @@ class KedroPromoteModelOperator(_KedroProjectOperator):
             direction=self.direction,
             alias=self.alias,
         )
-        decision = promote_model(self.project, RunIdentity.from_context(context), parent_run_id, gate)
+        decision = promote_model(self.project, _run_identity(context), parent_run_id, gate)
         ti.xcom_push(key=RUN_URL_XCOM_KEY, value=ti.xcom_pull(task_ids=START_TASK_ID, key=RUN_URL_XCOM_KEY))
         if decision.moved:
             context["outlet_events"][AssetAlias(self.champion_asset_uri)].add(
@@ -226,7 +238,7 @@ class KedroRunEndOperator(_KedroProjectOperator):
     def execute(self, context: Any) -> None:
         from airflow_kedro_mlflow.runtime.dag_run import finish_run
 
-        run = RunIdentity.from_context(context)
+        run = _run_identity(context)
         steps = {  # start, node tasks and the promotion gate: whose failure fails the run
             t.task_id: t.step_name
             for t in self.dag.tasks

@@ -30,6 +30,7 @@ class TrackedRun:
 
     run_id: str
     url: str | None
+    experiment_id: str | None = None
 
 
 def start_run(
@@ -69,7 +70,7 @@ def start_run(
         tracker.close_stale_parents(run, dag_run_state)
     with tracker.activated(parent):
         open_project(runtime, runtime_params)
-    return TrackedRun(parent.info.run_id, tracker.run_url(parent))
+    return TrackedRun(parent.info.run_id, tracker.run_url(parent), parent.info.experiment_id)
 
 
 def open_project(runtime: TaskRuntime, runtime_params: dict[str, Any] | None) -> None:

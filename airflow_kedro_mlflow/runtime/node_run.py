@@ -60,13 +60,14 @@ def run_node(
     run: RunIdentity,
     runtime_params: dict[str, Any] | None = None,
     parent_run_id: str | None = None,
+    experiment_id: str | None = None,
     on_tracked: Callable[[str, str | None], None] | None = None,
 ) -> None:
     """Run ``task``'s node; ``runtime_params`` (the DAG run's conf) override project parameters.
 
     With MLflow tracking on, the node runs inside a child run of ``parent_run_id``;
     ``on_tracked(run_id, url)`` is called as soon as that child exists, so the task can link to it
-    even if the node then fails.
+    even if the node then fails. ``experiment_id`` is the parent's (saves fetching it).
     """
     guard = TryGuard(f"task {run.task_id} try {run.try_number}")
     runtime = TaskRuntime.open(project, run)
@@ -96,7 +97,7 @@ def run_node(
         if tracker is not None and parent_run_id:
             params = node_params(project, project_path, task.node_name, runtime_params)
             child = stack.enter_context(
-                tracker.node_run(parent_run_id, run, task.node_name, params, guard)
+                tracker.node_run(parent_run_id, run, task.node_name, params, guard, experiment_id)
             )
             if on_tracked is not None:
                 on_tracked(child.info.run_id, tracker.run_url(child))

@@ -76,7 +76,7 @@ def promote_model(
             "but it is off for this pipeline (mlflow.yml)"
         )
     decision = decide(tracker, parent_run_id, gate)
-    tracker.client.log_batch(parent_run_id, tags=_run_tags(decision.tags()))
+    tracker.mlflow_client.log_batch(parent_run_id, tags=_run_tags(decision.tags()))
     log.info(
         "Model '%s' version %s: %s (%s)",
         decision.registered_model,
@@ -88,7 +88,7 @@ def promote_model(
 
 
 def decide(tracker: Tracker, parent_run_id: str, gate: PromotionSettings) -> PromotionDecision:
-    client = tracker.client
+    client = tracker.mlflow_client
     parent = client.get_run(parent_run_id)
     metrics = parent.data.metrics
     if gate.metric not in metrics:
@@ -196,7 +196,7 @@ def _logged_model(tracker: Tracker, parent: Any, gate: PromotionSettings) -> Any
             continue
         node_run = model.tags.get(TAG_NODE_RUN)
         if node_run and node_run not in tries:
-            tries[node_run] = tracker.client.get_run(node_run).info.status
+            tries[node_run] = tracker.mlflow_client.get_run(node_run).info.status
         if not node_run or tries[node_run] == "FINISHED":
             return model
     if named:

@@ -17,10 +17,12 @@ import contextlib
 import json
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +41,9 @@ from airflow_kedro_mlflow.mlflow_config import (
 )
 from airflow_kedro_mlflow.project_ref import KedroProject
 from airflow_kedro_mlflow.run_identity import RunIdentity
+from airflow_kedro_mlflow.runtime import active_run
 from airflow_kedro_mlflow.runtime.credentials import Credentials
+from airflow_kedro_mlflow.runtime.mlflow_rest import Run, RunData, RunInfo, tracking_client
 from airflow_kedro_mlflow.runtime.try_guard import TryGuard
 
 log = logging.getLogger(__name__)
@@ -94,9 +98,13 @@ def export_credentials(settings: MlflowSettings, credentials: Credentials) -> No
             os.environ[str(name)] = str(value)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Tracker:
-    """MLflow, configured for one project and DAG run inside a task."""
+    """MLflow, configured for one project and DAG run inside a task.
+
+    Run bookkeeping goes through ``client`` (``mlflow_rest``: no MLflow import with a tracking
+    server); ``mlflow_client`` is MLflow's full client, for the registry and logged models.
+    """
 
     settings: MlflowSettings
 
@@ -113,15 +121,25 @@ class Tracker:
             log.info("MLflow tracking is off for pipeline '%s' (%s)", project.pipeline, settings.source)
             return None
         export_credentials(settings, credentials)
-        import mlflow
-
-        mlflow.set_tracking_uri(settings.tracking_uri)
+        # MLflow reads these when (if) the node's code imports it; set_*_uri only if it already
+        # has, since an explicit setting wins over the environment.
+        os.environ["MLFLOW_TRACKING_URI"] = settings.tracking_uri
         if settings.registry_uri:
-            mlflow.set_registry_uri(settings.registry_uri)
+            os.environ["MLFLOW_REGISTRY_URI"] = settings.registry_uri
+        if "mlflow" in sys.modules:
+            import mlflow
+
+            mlflow.set_tracking_uri(settings.tracking_uri)
+            if settings.registry_uri:
+                mlflow.set_registry_uri(settings.registry_uri)
         return cls(settings)
 
-    @property
+    @cached_property
     def client(self) -> Any:
+        return tracking_client(self.settings.tracking_uri, self.settings.registry_uri)
+
+    @cached_property
+    def mlflow_client(self) -> Any:
         from mlflow.tracking import MlflowClient
 
         return MlflowClient(self.settings.tracking_uri, self.settings.registry_uri)
@@ -130,15 +148,13 @@ class Tracker:
         client = self.client
         experiment = client.get_experiment_by_name(self.settings.experiment_name)
         if experiment is None:
-            from mlflow.exceptions import MlflowException
-
             try:
                 return client.create_experiment(
                     self.settings.experiment_name,
                     artifact_location=self.settings.artifact_location,
                     tags=self.settings.experiment_tags or None,
                 )
-            except MlflowException:  # created meanwhile by a concurrent start task
+            except Exception:  # created meanwhile by a concurrent start task?
                 experiment = client.get_experiment_by_name(self.settings.experiment_name)
                 if experiment is None:
                     raise
@@ -188,7 +204,7 @@ class Tracker:
                 if key == TAG_FAILED_NODES or key.startswith(TAG_PROMOTION_PREFIX):
                     client.delete_tag(parent_id, key)
             if any(parent.data.tags.get(k) != v for k, v in incarnation.items()):
-                client.log_batch(parent_id, tags=[_tag(k, v) for k, v in incarnation.items()])
+                client.log_batch(parent_id, tags=incarnation)
             log.info("Reusing MLflow parent run %s of this DAG run", parent_id)
         self.log_params(parent.info.run_id, params, existing=_existing_params(parent))
         return client.get_run(parent.info.run_id)
@@ -246,11 +262,10 @@ class Tracker:
         self, run_id: str, params: Mapping[str, Any], existing: Mapping[str, str] | None = None
     ) -> None:
         """Log flattened params in batches, applying the configured long-value strategy."""
-        from mlflow.entities import Param, RunTag
-
         existing = existing or {}
         flat = flatten(params, self.settings.dict_params_sep)
-        batch_params, batch_tags = [], []
+        batch_params: list[tuple[str, str]] = []
+        batch_tags: list[tuple[str, str]] = []
         for key, value in flat.items():
             text = str(value)
             if len(text) > MAX_PARAM_LENGTH:
@@ -262,16 +277,16 @@ class Tracker:
                         f"'truncate' or 'tag' in {self.settings.source}"
                     )
                 if strategy == "tag":
-                    batch_tags.append(RunTag(key, text))
+                    batch_tags.append((key, text))
                     continue
                 text = text[:MAX_PARAM_LENGTH]
             if key not in existing:
-                batch_params.append(Param(key, text))
+                batch_params.append((key, text))
         client = self.client
         for start in range(0, len(batch_params), PARAMS_PER_BATCH):
-            client.log_batch(run_id, params=batch_params[start : start + PARAMS_PER_BATCH])
+            client.log_batch(run_id, params=dict(batch_params[start : start + PARAMS_PER_BATCH]))
         for start in range(0, len(batch_tags), PARAMS_PER_BATCH):
-            client.log_batch(run_id, tags=batch_tags[start : start + PARAMS_PER_BATCH])
+            client.log_batch(run_id, tags=dict(batch_tags[start : start + PARAMS_PER_BATCH]))
 
     @contextlib.contextmanager
     def node_run(
@@ -281,6 +296,7 @@ class Tracker:
         node_name: str,
         params: Mapping[str, Any],
         guard: TryGuard | None = None,
+        experiment_id: str | None = None,
     ) -> Iterator[Any]:
         """A child run for this try; the parent is the active run meanwhile, and left RUNNING.
 
@@ -288,10 +304,14 @@ class Tracker:
         this child's id, so the promotion gate can tell a model of a successful try from one of
         a failed or killed try. Children of earlier tries of this task that are still RUNNING
         (killed, or unable to reach MLflow at their end) are closed as KILLED: Airflow starts a
-        try only once the previous one is over.
+        try only once the previous one is over. ``experiment_id`` (the parent's, as the start
+        task reported it) saves fetching the parent.
         """
         client = self.client
-        parent = client.get_run(parent_id)
+        if experiment_id is None:
+            parent = client.get_run(parent_id)
+        else:
+            parent = Run(RunInfo(run_id=parent_id, experiment_id=experiment_id, status="RUNNING"), RunData())
         self._close_earlier_tries(parent, run)
         child = client.create_run(
             parent.info.experiment_id,
@@ -329,7 +349,7 @@ class Tracker:
             if guard is not None and guard.abandoned:
                 status = "KILLED"
             try:
-                client.log_metric(child_id, "duration_s", round(time.monotonic() - started, 3))
+                client.log_batch(child_id, metrics={"duration_s": round(time.monotonic() - started, 3)})
                 client.set_terminated(child_id, status=status)
             except Exception as exc:
                 if failure is None:
@@ -340,18 +360,14 @@ class Tracker:
 
     @contextlib.contextmanager
     def activated(self, run: Any) -> Iterator[None]:
-        """``run`` (an MLflow ``Run``) as MLflow's active run meanwhile, its status untouched.
+        """``run`` as MLflow's active run meanwhile, its status untouched (see ``active_run``).
 
         MLflow's own resume (``start_run(run_id=...)``) writes RUNNING and its ``end_run`` writes
         a status: a try that outlives its DAG run (told to stop, or orphaned) would reopen a
         parent the end task had closed. Only the start and end tasks set the parent's status.
         """
-        _clear_active_runs()  # runs left active by an earlier task in-process stay as they are
-        _push_active_run(run)
-        try:
+        with active_run.activated(run):
             yield
-        finally:
-            _clear_active_runs()
 
     def _close_earlier_tries(self, parent: Any, run: RunIdentity) -> None:
         if run.try_number <= 1:  # the task's first try in this DAG run: nothing earlier to close
@@ -397,7 +413,7 @@ class Tracker:
         ):
             client.set_terminated(child.info.run_id, status="KILLED")
         if duration_s is not None:
-            client.log_metric(parent_id, "dag_run_duration_s", round(duration_s, 3))
+            client.log_batch(parent_id, metrics={"dag_run_duration_s": round(duration_s, 3)})
         if failed_nodes:
             client.set_tag(parent_id, TAG_FAILED_NODES, ",".join(failed_nodes))
         elif TAG_FAILED_NODES in parent.data.tags:  # an earlier attempt failed; this one did not
@@ -438,27 +454,6 @@ def same_dag_run(parent_tags: Mapping[str, str], run: RunIdentity) -> bool:
 
 def _iso(moment: datetime | None) -> str:
     return moment.isoformat() if moment else ""
-
-
-def _tag(key: str, value: str) -> Any:
-    from mlflow.entities import RunTag
-
-    return RunTag(key, value)
-
-
-def _push_active_run(run: Any) -> None:
-    """Make ``run`` MLflow's active run without a request (MLflow's fluent run stack)."""
-    from mlflow.tracking import fluent
-
-    fluent._active_run_stack.get().append(fluent.ActiveRun(run))
-
-
-def _clear_active_runs() -> None:
-    """No active run any more, and no status written: what ``end_run`` does, minus the request."""
-    from mlflow.tracking import fluent
-
-    fluent._active_run_stack.get().clear()
-    os.environ.pop("MLFLOW_RUN_ID", None)
 
 
 def _restore_env(name: str, value: str | None) -> None:

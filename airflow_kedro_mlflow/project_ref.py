@@ -10,24 +10,49 @@ never at parse time, so parsing stays free of metadata-DB calls. Light module: n
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from airflow_kedro_mlflow.errors import ProjectNotFoundError
 
 
-@dataclass(frozen=True)
 class KedroProject:
-    """The Kedro project, pipeline, env and conf source a DAG runs."""
+    """The Kedro project, pipeline, env and conf source a DAG runs.
 
-    package_name: str
-    pipeline: str
-    path: str
-    """The project root, relative to the folder of ``dag_file`` (or absolute)."""
-    dag_file: str
-    env: str | None = None
-    conf_source: str | None = None
-    """A conf folder relative to the project root (or absolute); ``None`` for the project's own."""
+    ``path`` is the project root, relative to the folder of ``dag_file`` (or absolute);
+    ``conf_source`` a conf folder relative to the project root (or absolute), ``None`` for the
+    project's own. A plain immutable class rather than a dataclass: every DAG file builds one at
+    parse time, and generating a dataclass costs more than parsing a small DAG's tasks.
+    """
+
+    __slots__ = ("package_name", "pipeline", "path", "dag_file", "env", "conf_source")
+
+    def __init__(
+        self,
+        package_name: str,
+        pipeline: str,
+        path: str,
+        dag_file: str,
+        env: str | None = None,
+        conf_source: str | None = None,
+    ) -> None:
+        for name, value in zip(self.__slots__, (package_name, pipeline, path, dag_file, env, conf_source)):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"KedroProject is immutable: cannot set '{name}'")
+
+    def _values(self) -> tuple[str | None, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, KedroProject) and self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"KedroProject({fields})"
 
     @property
     def variable_name(self) -> str:

@@ -1,8 +1,8 @@
 """A synthetic Kedro project of any size, for the export and parse benchmarks and their tests.
 
 The pipeline is layered: ``width`` nodes per layer, each node of a layer reading two outputs of
-the layer before (its own column and the next one), so every node but the first layer's has two
-upstream tasks. Its dependencies are known here, independently of any exporter, so a test can
+the layer before (its own column and the next one) and a parameter, so every node but the first
+layer's has two upstream tasks (one in a chain, ``width=1``), and every node logs a parameter. Its dependencies are known here, independently of any exporter, so a test can
 compare an exported DAG against them edge for edge.
 """
 
@@ -20,8 +20,8 @@ def seed(value):
     return value
 
 
-def combine(left, right):
-    return left + right
+def combine(*values):
+    return sum(values)
 '''
 
 REGISTRY_SOURCE = '''
@@ -47,7 +47,8 @@ def register_pipelines():
         nodes.append(node(seed, "params:start", _output(0, column), name=_name(0, column)))
     for layer in range(1, LAYERS):
         for column in range(WIDTH):
-            inputs = [_output(layer - 1, column), _output(layer - 1, (column + 1) % WIDTH)]
+            sources = sorted({{column, (column + 1) % WIDTH}})
+            inputs = [_output(layer - 1, source) for source in sources] + ["params:start"]
             nodes.append(node(combine, inputs, _output(layer, column), name=_name(layer, column)))
     pipeline = Pipeline(nodes)
     return {{"__default__": pipeline}}

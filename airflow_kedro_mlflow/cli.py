@@ -67,6 +67,13 @@ def airflow_commands() -> None:
 )
 @click.option("--conf-source", default=None, help="Kedro configuration folder, if not conf/.")
 @click.option("--check", is_flag=True, help="Load the result in an Airflow DagBag; fail on errors.")
+@click.option(
+    "--group-by",
+    type=click.Choice(["memory", "namespace"], case_sensitive=False),
+    default=None,
+    help="Run several nodes in one task: those joined by in-memory data (memory), or those of one "
+    "top-level namespace (namespace). Default: airflow.yml's group_by, else a task per node.",
+)
 @click.pass_obj
 def export(
     metadata: Any,
@@ -76,8 +83,9 @@ def export(
     target_dir: Path | None,
     conf_source: str | None,
     check: bool,
+    group_by: str | None,
 ) -> None:
-    """Write one Airflow DAG file per Kedro pipeline, one task per node."""
+    """Write one Airflow DAG file per Kedro pipeline, one task per node (or group of nodes)."""
     from airflow_kedro_mlflow.exporter import export_project, overlap_warnings
 
     if export_all and pipelines:
@@ -92,6 +100,7 @@ def export(
             env=env,
             conf_source=conf_source,
             check=check,
+            group_by=group_by.lower() if group_by else None,
         )
     except AirflowKedroError as exc:
         raise click.ClickException(str(exc)) from None
@@ -181,7 +190,7 @@ def format_report(exported: list[Any]) -> str:
             (
                 manifest.dag_id,
                 str(item.path),
-                str(len(manifest.nodes)),
+                str(len(manifest.tasks)),
                 str(len(manifest.edges())),
                 "written" if item.changed else "unchanged",
             )
@@ -189,11 +198,10 @@ def format_report(exported: list[Any]) -> str:
     lines = [_table(rows)]
     for item in exported:
         manifest = item.compiled.manifest
-        by_name = {node.name: node for node in manifest.nodes}
         lines += ["", f"{manifest.dag_id}:"]
-        for node in manifest.nodes:
-            after = ", ".join(by_name[parent].full_task_id for parent in node.upstream)
-            lines.append(f"  {node.full_task_id}" + (f"  <- {after}" if after else ""))
+        for task in manifest.tasks:
+            after = ", ".join(task.upstream)
+            lines.append(f"  {task.full_task_id}" + (f"  <- {after}" if after else ""))
     return "\n".join(lines)
 
 

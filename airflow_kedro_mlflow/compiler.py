@@ -14,7 +14,7 @@ from airflow_kedro_mlflow import config as airflow_config
 from airflow_kedro_mlflow.errors import ExportError
 from airflow_kedro_mlflow.ids import MAX_ID_LENGTH, dag_id_for, sanitize_id_part, short_hash
 from airflow_kedro_mlflow.kedro_project import bootstrap, conf_source_path, create_session
-from airflow_kedro_mlflow.manifest import DatasetSpec, Manifest, NodeSpec
+from airflow_kedro_mlflow.manifest import DatasetSpec, Manifest, NodeSpec, TaskSpec
 
 MEMORY_DATASET_TYPES = {
     "kedro.io.memory_dataset.MemoryDataset",
@@ -35,8 +35,11 @@ def compile_project(
     pipeline_names: list[str] | None = None,
     env: str | None = None,
     conf_source: str | None = None,
+    group_by: str | None = None,
 ) -> list[CompiledPipeline]:
-    """Compile the named pipelines (default: every registered one) of a Kedro project."""
+    """Compile the named pipelines (default: every registered one) of a Kedro project.
+
+    ``group_by`` (``memory``, ``namespace``) overrides airflow.yml's ``group_by``."""
     project_path = Path(project_path).resolve()
     metadata = bootstrap(project_path)
     from kedro.framework.project import pipelines
@@ -68,6 +71,7 @@ def compile_project(
             pipeline_name=name,
             env=env,
             dag_id=configured_dag_id(settings, metadata.package_name, name),
+            group_by=group_by or settings.group_by,
         )
         compiled.append(CompiledPipeline(manifest, settings))
     return compiled
@@ -89,6 +93,7 @@ def compile_pipeline(
     pipeline_name: str,
     env: str | None,
     dag_id: str | None = None,
+    group_by: str | None = None,
 ) -> Manifest:
     """Describe one Kedro ``Pipeline`` with the datasets its ``catalog`` (a resolver) declares."""
     if not pipeline.nodes:
@@ -112,6 +117,7 @@ def compile_pipeline(
         )
     _check_unique_task_ids(nodes, pipeline_name)
     datasets = {name: _dataset_spec(name, catalog) for name in sorted(pipeline.datasets())}
+    tasks = grouped_tasks(nodes, datasets, group_by, pipeline_name) if group_by else ()
     return Manifest(
         package_name=package_name,
         project_name=project_name,
@@ -120,7 +126,100 @@ def compile_pipeline(
         env=env,
         nodes=tuple(nodes),
         datasets=datasets,
+        grouped_tasks=tasks,
     )
+
+
+def grouped_tasks(
+    nodes: list[NodeSpec], datasets: dict[str, DatasetSpec], group_by: str, pipeline_name: str
+) -> tuple[TaskSpec, ...]:
+    """Nodes merged into tasks, kedro-airflow's way: ``memory`` joins the producer and the
+    consumers of every in-memory dataset (not in the catalog, or a MemoryDataset); ``namespace``
+    joins the nodes of each top-level namespace. Tasks keep Kedro's topological order."""
+    names = [node.name for node in nodes]
+    parent = {name: name for name in names}
+
+    def root(name: str) -> str:
+        while parent[name] != name:
+            parent[name] = parent[parent[name]]
+            name = parent[name]
+        return name
+
+    def join(a: str, b: str) -> None:
+        parent[root(b)] = root(a)
+
+    if group_by == "memory":
+        producer = {out: node.name for node in nodes for out in node.outputs}
+        for node in nodes:
+            for name in node.inputs:
+                spec = datasets.get(name)
+                if name in producer and (spec is None or spec.kind == "memory"):
+                    join(producer[name], node.name)
+    else:
+        first_of: dict[str, str] = {}
+        for node in nodes:
+            if node.namespace:
+                join(first_of.setdefault(node.namespace.split(".")[0], node.name), node.name)
+    members: dict[str, list[NodeSpec]] = {}
+    for node in nodes:
+        members.setdefault(root(node.name), []).append(node)
+    task_of: dict[str, str] = {}
+    specs: list[tuple[str, tuple[str, ...], tuple[NodeSpec, ...]]] = []
+    for group_nodes in members.values():
+        group, task_id = _group_task_id(group_nodes, group_by)
+        full = ".".join((*group, task_id))
+        specs.append((task_id, group, tuple(group_nodes)))
+        for node in group_nodes:
+            task_of[node.name] = full
+    by_name = {node.name: node for node in nodes}
+    tasks = []
+    for task_id, group, group_nodes in specs:
+        full = ".".join((*group, task_id))
+        upstream = sorted({task_of[p] for n in group_nodes for p in by_name[n.name].upstream} - {full})
+        tasks.append(TaskSpec(task_id, group, group_nodes, tuple(upstream)))
+    _check_acyclic(tasks, pipeline_name, group_by)
+    _check_unique_task_ids(tasks, pipeline_name)
+    return tuple(tasks)
+
+
+def _group_task_id(nodes: list[NodeSpec], group_by: str) -> tuple[tuple[str, ...], str]:
+    if len(nodes) == 1:
+        return nodes[0].group, nodes[0].task_id
+    if group_by == "namespace" and nodes[0].namespace:
+        return (), sanitize_id_part(nodes[0].namespace.split(".")[0])
+    task_id = "_".join(node.full_task_id.replace(".", "_") for node in nodes)
+    if len(task_id) > MAX_ID_LENGTH:
+        task_id = f"{task_id[: MAX_ID_LENGTH - 9]}_{short_hash(task_id)}"
+    return (), task_id
+
+
+def _check_acyclic(tasks: list[TaskSpec], pipeline_name: str, group_by: str) -> None:
+    """Grouping can close a cycle (A -> persisted -> B -> memory -> A's group): name it."""
+    upstream = {task.full_task_id: set(task.upstream) for task in tasks}
+    done: set[str] = set()
+    for start in upstream:
+        path: list[str] = []
+        on_path: set[str] = set()
+
+        def visit(task_id: str) -> None:
+            if task_id in done:
+                return
+            if task_id in on_path:
+                cycle = path[path.index(task_id):] + [task_id]
+                raise ExportError(
+                    f"--group-by {group_by} makes tasks of pipeline '{pipeline_name}' depend on "
+                    f"each other in a cycle: {' <- '.join(cycle)}; export without grouping, or "
+                    "keep in memory the data that leaves and re-enters the group"
+                )
+            path.append(task_id)
+            on_path.add(task_id)
+            for parent in upstream[task_id]:
+                visit(parent)
+            path.pop()
+            on_path.discard(task_id)
+            done.add(task_id)
+
+        visit(start)
 
 
 def _task_id(node_name: str, namespace: str | None) -> tuple[tuple[str, ...], str]:
@@ -137,13 +236,14 @@ def _task_id(node_name: str, namespace: str | None) -> tuple[tuple[str, ...], st
     return group, task_id
 
 
-def _check_unique_task_ids(nodes: list[NodeSpec], pipeline_name: str) -> None:
+def _check_unique_task_ids(nodes: list[NodeSpec] | list[TaskSpec], pipeline_name: str) -> None:
     seen: dict[str, str] = {}
     for node in nodes:
-        other = seen.setdefault(node.full_task_id, node.name)
-        if other != node.name:
+        name = node.name if isinstance(node, NodeSpec) else ", ".join(node.node_names)
+        other = seen.setdefault(node.full_task_id, name)
+        if other != name:
             raise ExportError(
-                f"nodes '{other}' and '{node.name}' of pipeline '{pipeline_name}' both map to "
+                f"nodes '{other}' and '{name}' of pipeline '{pipeline_name}' both map to "
                 f"Airflow task id '{node.full_task_id}': rename one of them"
             )
 

@@ -88,6 +88,9 @@ class PipelineSettings:
     queues: tuple[tuple[str, str], ...] = ()
     """(node tag, executor queue) pairs: a node task with the tag goes to the queue (e.g. a Celery
     queue served by GPU workers)."""
+    group_by: str | None = None
+    """``memory``: nodes joined by in-memory data run in one task; ``namespace``: the nodes of a
+    top-level namespace run in one task (kedro-airflow's ``--group-by``); ``None``: a task per node."""
 
     def dag_arguments(self) -> dict[str, Any]:
         """Keyword arguments of ``DAG(...)`` that differ from Airflow's defaults."""
@@ -227,6 +230,17 @@ def _promotion(value: Any, where: str) -> PromotionSettings | None:
     return PromotionSettings(**value)
 
 
+GROUP_BY_CHOICES = ("memory", "namespace")
+
+
+def _group_by(value: Any, where: str) -> str | None:
+    if value is None:
+        return None
+    if value not in GROUP_BY_CHOICES:
+        raise ValueError(f"must be one of {', '.join(GROUP_BY_CHOICES)} (or null), got {value!r}")
+    return str(value)
+
+
 def _tag_routes(value: Any, where: str) -> tuple[tuple[str, str], ...]:
     if not isinstance(value, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) and v for k, v in value.items()
@@ -253,6 +267,7 @@ _KEYS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
     "promotion": ("promotion", _promotion),
     "pools": ("pools", _tag_routes),
     "queues": ("queues", _tag_routes),
+    "group_by": ("group_by", _group_by),
 }
 # kedro-airflow keys that Airflow 3 dropped or that default to what they ask for: accepted, unused.
 _IGNORED_KEYS = {"depends_on_past", "email_on_failure", "email_on_retry"}

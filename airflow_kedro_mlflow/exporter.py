@@ -32,10 +32,11 @@ def export_project(
     env: str | None = None,
     conf_source: str | None = None,
     check: bool = False,
+    group_by: str | None = None,
 ) -> list[ExportedDag]:
     project_path = Path(project_path).resolve()
     target_dir = Path(target_dir).resolve()
-    compiled = compile_project(project_path, pipeline_names, env, conf_source)
+    compiled = compile_project(project_path, pipeline_names, env, conf_source, group_by)
     _check_distinct_dag_ids(compiled)
     project_from_dags = os.path.relpath(project_path, target_dir)
     conf_from_project = _relative_conf_source(project_path, conf_source)

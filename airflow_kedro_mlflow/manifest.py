@@ -7,6 +7,7 @@ state at parse time: task ids, groups, edges and, per task, which datasets cross
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
@@ -56,6 +57,51 @@ class NodeSpec:
 
 
 @dataclass(frozen=True)
+class TaskSpec:
+    """One Airflow task: one Kedro node, or several grouped ones (``--group-by``) that run in
+    one Kedro session, passing in-memory data to each other in memory."""
+
+    task_id: str
+    group: tuple[str, ...]
+    nodes: tuple[NodeSpec, ...]
+    upstream: tuple[str, ...] = ()
+    """Full task ids of the tasks this one follows."""
+
+    @property
+    def full_task_id(self) -> str:
+        return ".".join((*self.group, self.task_id))
+
+    @property
+    def node_names(self) -> tuple[str, ...]:
+        return tuple(node.name for node in self.nodes)
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return _unique(name for node in self.nodes for name in node.inputs)
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return _unique(name for node in self.nodes for name in node.outputs)
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return tuple(sorted({tag for node in self.nodes for tag in node.tags}))
+
+
+def _unique(names: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(names))
+
+
+def single_node_tasks(nodes: tuple[NodeSpec, ...]) -> tuple[TaskSpec, ...]:
+    """One task per node, following the tasks of the node's upstream nodes."""
+    by_name = {node.name: node for node in nodes}
+    return tuple(
+        TaskSpec(node.task_id, node.group, (node,), tuple(by_name[p].full_task_id for p in node.upstream))
+        for node in nodes
+    )
+
+
+@dataclass(frozen=True)
 class Manifest:
     """A compiled Kedro pipeline: nodes in topological order, datasets, and identities."""
 
@@ -66,15 +112,17 @@ class Manifest:
     env: str | None
     nodes: tuple[NodeSpec, ...]
     datasets: dict[str, DatasetSpec] = field(default_factory=dict)
+    grouped_tasks: tuple[TaskSpec, ...] = ()
+    """The tasks when nodes are grouped (``--group-by``); empty: one task per node."""
+
+    @cached_property
+    def tasks(self) -> tuple[TaskSpec, ...]:
+        """The DAG's node tasks, in topological order."""
+        return self.grouped_tasks or single_node_tasks(self.nodes)
 
     def edges(self) -> list[tuple[str, str]]:
         """(upstream task id, downstream task id) pairs, in a stable order."""
-        by_name = self._by_name
-        return [
-            (by_name[parent].full_task_id, node.full_task_id)
-            for node in self.nodes
-            for parent in node.upstream
-        ]
+        return [(parent, task.full_task_id) for task in self.tasks for parent in task.upstream]
 
     # The lookups below are built once per manifest: rendering asks them for every node, and
     # rebuilding them per node made exporting a pipeline of n nodes cost n squared.
@@ -98,41 +146,48 @@ class Manifest:
         spec = self.datasets.get(name)
         return spec is not None and spec.kind == kind
 
-    def intermediate_inputs(self, node: NodeSpec) -> tuple[str, ...]:
+    def intermediate_inputs(self, task: TaskSpec) -> tuple[str, ...]:
         """In-memory inputs produced by another task: loaded from the run's intermediate store."""
-        producers = self._producers
-        return tuple(n for n in node.inputs if n in producers and self._is(n, "memory"))
+        producers, own = self._producers, set(task.node_names)
+        return tuple(
+            n for n in task.inputs
+            if n in producers and producers[n] not in own and self._is(n, "memory")
+        )
 
-    def intermediate_outputs(self, node: NodeSpec) -> tuple[str, ...]:
+    def intermediate_outputs(self, task: TaskSpec) -> tuple[str, ...]:
         """In-memory outputs consumed by another task: saved to the run's intermediate store."""
-        consumers = self._consumers
-        return tuple(n for n in node.outputs if consumers.get(n) and self._is(n, "memory"))
+        consumers, own = self._consumers, set(task.node_names)
+        return tuple(
+            n for n in task.outputs
+            if consumers.get(n, set()) - own and self._is(n, "memory")
+        )
 
-    def versioned_inputs(self, node: NodeSpec) -> tuple[str, ...]:
+    def versioned_inputs(self, task: TaskSpec) -> tuple[str, ...]:
         """Versioned inputs produced in the same DAG run: loaded at the run's save version."""
         producers = self._producers
         return tuple(
             n
-            for n in node.inputs
+            for n in task.inputs
             if n in producers and self._is(n, "persisted") and self.datasets[n].versioned
         )
 
     def shared_unversioned(self) -> list[tuple[str, str, tuple[str, ...]]]:
         """Persisted, unversioned datasets that one task writes and other tasks read, as
         ``(dataset, producing task, reading tasks)``: DAG runs that overlap share them."""
-        by_name = self._by_name
+        task_of = {name: task.full_task_id for task in self.tasks for name in task.node_names}
         producers = self._producers
         consumers = self._consumers
         shared = []
         for name, producer in producers.items():
             spec = self.datasets.get(name)
-            if spec is None or spec.kind != "persisted" or spec.versioned or not consumers.get(name):
+            if spec is None or spec.kind != "persisted" or spec.versioned:
                 continue
-            readers = tuple(sorted(by_name[c].full_task_id for c in consumers[name]))
-            shared.append((name, by_name[producer].full_task_id, readers))
+            readers = tuple(sorted({task_of[c] for c in consumers.get(name, ())} - {task_of[producer]}))
+            if readers:
+                shared.append((name, task_of[producer], readers))
         return sorted(shared)
 
-    def outlets(self, node: NodeSpec) -> tuple[str, ...]:
-        """Asset URIs of the persisted datasets the node saves."""
-        uris = (self.datasets[n].asset_uri(self.package_name) for n in node.outputs if n in self.datasets)
+    def outlets(self, task: TaskSpec) -> tuple[str, ...]:
+        """Asset URIs of the persisted datasets the task's nodes save."""
+        uris = (self.datasets[n].asset_uri(self.package_name) for n in task.outputs if n in self.datasets)
         return tuple(uri for uri in uris if uri)

@@ -46,28 +46,33 @@ class _KedroProjectOperator(BaseOperator):
 
 
 class KedroNodeOperator(_KedroProjectOperator):
-    """Runs one Kedro node in a Kedro session of the DAG run."""
+    """Runs one Kedro node, or several grouped ones (``node_names``), in a Kedro session of the
+    DAG run."""
 
     ui_color = "#ffc900"
 
     def __init__(
         self,
         *,
-        node_name: str,
+        node_name: str | None = None,
+        node_names: Sequence[str] = (),
         intermediate_inputs: Sequence[str] = (),
         intermediate_outputs: Sequence[str] = (),
         versioned_inputs: Sequence[str] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.node_name = node_name
+        self.node_names = tuple(node_names) or ((node_name,) if node_name else ())
+        if not self.node_names:
+            raise ValueError(f"task '{self.task_id}': KedroNodeOperator needs node_name or node_names")
+        self.node_name = self.node_names[0]
         self.intermediate_inputs = tuple(intermediate_inputs)
         self.intermediate_outputs = tuple(intermediate_outputs)
         self.versioned_inputs = tuple(versioned_inputs)
 
     @property
     def step_name(self) -> str:
-        return self.node_name
+        return ",".join(self.node_names)
 
     def on_kill(self) -> None:
         """SIGTERM from Airflow: stop before the next save instead of finishing the node."""
@@ -77,7 +82,7 @@ class KedroNodeOperator(_KedroProjectOperator):
         from airflow_kedro_mlflow.runtime.node_run import NodeTask, run_node
 
         task = NodeTask(
-            node_name=self.node_name,
+            node_names=self.node_names,
             intermediate_inputs=self.intermediate_inputs,
             intermediate_outputs=self.intermediate_outputs,
             versioned_inputs=self.versioned_inputs,

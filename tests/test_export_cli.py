@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from airflow_kedro_mlflow.dagbag import load_dagbag
-from conftest import run_kedro
+from conftest import copy_example, run_kedro
 from kedro_projects import RELAY_CATALOG, RELAY_NODES, relay_project, write_project
 
 COLLIDING_REGISTRY = '''
@@ -184,3 +184,71 @@ def test_unversioned_dataset_shared_by_overlapping_runs_is_warned_about(tmp_path
     versioned = run_kedro(relay_project(tmp_path / "v", package="relay_v"), "airflow", "export",
                           "--target-dir", str(tmp_path / "dags"))
     assert "Warning: " not in versioned.stderr
+
+
+CYCLE_NODES = '''
+def make(value):
+    return value, value
+
+
+def middle(value):
+    return value
+
+
+def finish(in_memory, persisted):
+    return in_memory + persisted
+'''
+
+CYCLE_REGISTRY = '''
+from kedro.pipeline import Pipeline, node
+
+from {package}.nodes import finish, make, middle
+
+
+def register_pipelines():
+    return {{"__default__": Pipeline([
+        node(make, "params:value", ["kept_in_memory", "saved_first"], name="make"),
+        node(middle, "saved_first", "saved_second", name="middle"),
+        node(finish, ["kept_in_memory", "saved_second"], "result", name="finish"),
+    ])}}
+'''
+
+
+def test_group_by_namespace_runs_a_namespace_per_task_with_a_doc_line_per_node(tmp_path):
+    project = copy_example(tmp_path / "wine_classifier")
+    run_kedro(project, "airflow", "export", "--group-by", "namespace", "--target-dir",
+              str(tmp_path / "dags"))
+    dag = _load(tmp_path / "dags" / "wine_classifier.py")
+    nodes = {t.task_id: t for t in dag.tasks if t.task_type == "KedroNodeOperator"}
+    assert set(nodes) == {"data_processing", "random_forest", "logistic_regression"}
+    assert nodes["random_forest"].node_names == (
+        "random_forest.train_model", "random_forest.evaluate_model")
+    assert nodes["random_forest"].upstream_task_ids == {"data_processing"}
+    assert "Kedro node `random_forest.train_model`" in nodes["random_forest"].doc_md
+    assert "Kedro node `random_forest.evaluate_model`" in nodes["random_forest"].doc_md
+    # the training data crosses from one group to the others through the intermediate store
+    assert "X_train" in nodes["random_forest"].intermediate_inputs
+    assert "X_train" in nodes["data_processing"].intermediate_outputs
+
+
+def test_group_by_memory_that_would_close_a_cycle_names_it(tmp_path):
+    project = write_project(
+        tmp_path, "cyclic", CYCLE_NODES, CYCLE_REGISTRY, parameters={"value": 1},
+        catalog={name: {"type": "json.JSONDataset", "filepath": f"data/{name}.json"}
+                 for name in ("saved_first", "saved_second", "result")},
+    )
+    target = tmp_path / "dags"
+    result = run_kedro(project, "airflow", "export", "--group-by", "memory", "--target-dir",
+                       str(target), check=False)
+    _assert_clean_failure(result, "--group-by memory", "cycle", "middle", "make_finish")
+    assert not target.exists() or not os.listdir(target)
+    # without grouping the same pipeline exports fine
+    run_kedro(project, "airflow", "export", "--target-dir", str(target))
+
+
+def test_invalid_group_by_in_airflow_yml_names_file_and_key(tmp_path):
+    project = relay_project(tmp_path, package="badgroup",
+                            extra_conf={"airflow.yml": {"default": {"group_by": "size"}}})
+    result = run_kedro(project, "airflow", "export", "--target-dir", str(tmp_path / "dags"),
+                       check=False)
+    _assert_clean_failure(result, "airflow.yml", "default.group_by", "memory, namespace")

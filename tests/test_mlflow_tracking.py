@@ -109,6 +109,42 @@ def test_example_dag_is_one_parent_run_with_a_child_per_node(airflow_db, mlflow_
         f"{mlflow_server}/#/experiments/{experiment_id}/runs/{train.info.run_id}")
 
 
+@pytest.mark.parametrize("env", [False], indirect=True, ids=["without-kedro-mlflow"])
+@pytest.mark.parametrize("group_by, where", [("namespace", "cli"), ("memory", "airflow.yml")])
+def test_grouped_example_runs_green_with_a_child_per_node(airflow_db, mlflow_server, workspace,
+                                                          env, group_by, where):
+    experiment = f"wine-{uuid.uuid4().hex[:8]}"
+    project = copy_example(workspace / "examples" / "wine_classifier")
+    # the env's `default` block replaces base's: the gate, registering a model of this test only
+    airflow = yaml.safe_load((project / "conf" / "base" / "airflow.yml").read_text())
+    airflow["default"]["promotion"]["registered_model"] = experiment
+    if where == "airflow.yml":
+        airflow["default"]["group_by"] = group_by
+    _server_env(project, mlflow_server, experiment, airflow=airflow)
+    options = ["--group-by", group_by] if where == "cli" else []
+    run_kedro(project, "airflow", "export", "-e", "server", *options,
+              "--target-dir", str(workspace / "dags"), env=env)
+    result = run_dag(workspace / "dags" / "wine_classifier.py", "wine_classifier", env=env)
+    assert result.state == "success", result
+    node_tasks = set(result.tasks) - {"kedro_run_start", "kedro_run_end", "kedro_promote_model"}
+    assert len(node_tasks) == {"namespace": 3, "memory": 2}[group_by], result.tasks
+
+    (parent,), children = _runs(mlflow_server, experiment)
+    assert parent.info.status == "FINISHED"
+    assert len(children) == EXAMPLE_NODES  # still a child run per node
+    assert {c.info.status for c in children} == {"FINISHED"}
+    assert len({c.data.tags["kedro.node"] for c in children}) == EXAMPLE_NODES
+    assert parent.data.metrics["random_forest.accuracy"] > 0.85
+    # the gate found the model of the node's (finished) child run and promoted it
+    decision = result.xcoms["kedro_promote_model"]["return_value"]
+    assert decision["promotion.decision"] == "promoted", decision
+    version = _client(mlflow_server).get_model_version_by_alias(experiment, "champion")
+    model_id = getattr(version, "model_id", None) or version.source.removeprefix("models:/")
+    model = _client(mlflow_server).get_logged_model(model_id)
+    train = next(c for c in children if c.data.tags["kedro.node"] == "random_forest.train_model")
+    assert model.tags["airflow_kedro_mlflow.node_run_id"] == train.info.run_id
+
+
 @pytest.fixture
 def tracked_relay(mlflow_server, workspace, env):
     experiment = f"relay-{uuid.uuid4().hex[:8]}"

@@ -33,9 +33,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class NodeTask:
-    """What one node task runs, as rendered into the DAG file."""
+    """What one node task runs, as rendered into the DAG file: one node, or a group of nodes."""
 
-    node_name: str
+    node_names: tuple[str, ...]
     intermediate_inputs: tuple[str, ...] = ()
     intermediate_outputs: tuple[str, ...] = ()
     versioned_inputs: tuple[str, ...] = ()
@@ -80,8 +80,9 @@ def run_node(
         runtime_params=runtime_params or None,
     )
     log.info(
-        "Running Kedro node '%s' of pipeline '%s' (project %s, env %s, save version %s)",
-        task.node_name,
+        "Running Kedro node%s '%s' of pipeline '%s' (project %s, env %s, save version %s)",
+        "s" if len(task.node_names) > 1 else "",
+        "', '".join(task.node_names),
         project.pipeline,
         project_path,
         project.env or "default",
@@ -95,18 +96,28 @@ def run_node(
     session._hook_manager.register(OwnedOutputsHooks(guard))
     with contextlib.ExitStack() as stack:
         if tracker is not None and parent_run_id:
-            params = node_params(project, project_path, task.node_name, runtime_params)
-            child = stack.enter_context(
-                tracker.node_run(parent_run_id, run, task.node_name, params, guard, experiment_id)
-            )
-            if on_tracked is not None:
-                on_tracked(child.info.run_id, tracker.run_url(child))
+            params = node_params(project, project_path, task.node_names, runtime_params)
+            if len(task.node_names) == 1:
+                (name,) = task.node_names
+                child = stack.enter_context(
+                    tracker.node_run(parent_run_id, run, name, params[name], guard, experiment_id)
+                )
+                if on_tracked is not None:
+                    on_tracked(child.info.run_id, tracker.run_url(child))
+            else:  # a grouped task: a child run per node, opened as Kedro starts the node
+                session._hook_manager.register(
+                    stack.enter_context(
+                        tracker.node_runs(parent_run_id, run, params, guard, experiment_id)
+                    )
+                )
+                if on_tracked is not None and experiment_id:  # the task links to the parent
+                    on_tracked(parent_run_id, tracker.settings.run_url(experiment_id, parent_run_id))
         elif tracker is not None:
             log.warning("MLflow is configured but the start task opened no parent run: not tracking")
         with session:
             session.run(
                 pipeline_names=[project.pipeline],
-                node_names=[task.node_name],
+                node_names=list(task.node_names),
                 load_versions={name: run.save_version for name in task.versioned_inputs} or None,
             )
         guard.check(before="reporting the node's success")
@@ -115,27 +126,34 @@ def run_node(
 def node_params(
     project: KedroProject,
     project_path: Path,
-    node_name: str,
+    node_names: tuple[str, ...],
     runtime_params: dict[str, Any] | None,
-) -> dict[str, Any]:
-    """The values of the node's ``params:`` inputs (and ``parameters``), keyed by parameter name."""
+) -> dict[str, dict[str, Any]]:
+    """Per node: the values of its ``params:`` inputs (and ``parameters``), by parameter name.
+
+    The parameters are read once for all the nodes of the task."""
     from kedro.framework.project import pipelines
 
     try:
-        node = next(n for n in pipelines[project.pipeline].nodes if n.name == node_name)
-    except (KeyError, StopIteration):
-        return {}  # session.run reports the unknown pipeline or node with Kedro's own message
+        pipeline_nodes = {n.name: n for n in pipelines[project.pipeline].nodes}
+    except KeyError:
+        pipeline_nodes = {}  # session.run reports the unknown pipeline with Kedro's own message
+    wanted = [pipeline_nodes[name] for name in node_names if name in pipeline_nodes]
+    if not any(i == "parameters" or i.startswith("params:") for n in wanted for i in n.inputs):
+        return {name: {} for name in node_names}
     parameters = config_loader(project_path, project.env, project.conf_source, runtime_params)[
         "parameters"
     ]
-    values: dict[str, Any] = {}
-    for name in node.inputs:
-        if name == "parameters":
-            values.update(parameters)
-        elif name.startswith("params:"):
-            key = name.removeprefix("params:")
-            value: Any = parameters
-            for part in key.split("."):
-                value = value.get(part) if isinstance(value, dict) else None
-            values[key] = value
-    return values
+    result: dict[str, dict[str, Any]] = {name: {} for name in node_names}
+    for node in wanted:
+        values = result[node.name]
+        for name in node.inputs:
+            if name == "parameters":
+                values.update(parameters)
+            elif name.startswith("params:"):
+                key = name.removeprefix("params:")
+                value: Any = parameters
+                for part in key.split("."):
+                    value = value.get(part) if isinstance(value, dict) else None
+                values[key] = value
+    return result

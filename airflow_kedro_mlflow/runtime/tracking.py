@@ -26,6 +26,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from kedro.framework.hooks import hook_impl
+
 from airflow_kedro_mlflow.errors import ConfigError
 from airflow_kedro_mlflow.kedro_project import (
     conf_source_path,
@@ -297,6 +299,7 @@ class Tracker:
         params: Mapping[str, Any],
         guard: TryGuard | None = None,
         experiment_id: str | None = None,
+        grouped: bool = False,
     ) -> Iterator[Any]:
         """A child run for this try; the parent is the active run meanwhile, and left RUNNING.
 
@@ -305,14 +308,16 @@ class Tracker:
         a failed or killed try. Children of earlier tries of this task that are still RUNNING
         (killed, or unable to reach MLflow at their end) are closed as KILLED: Airflow starts a
         try only once the previous one is over. ``experiment_id`` (the parent's, as the start
-        task reported it) saves fetching the parent.
+        task reported it) saves fetching the parent. ``grouped``: one node of a grouped task,
+        whose parent activation and earlier tries ``node_runs`` handles once for the task.
         """
         client = self.client
         if experiment_id is None:
             parent = client.get_run(parent_id)
         else:
             parent = Run(RunInfo(run_id=parent_id, experiment_id=experiment_id, status="RUNNING"), RunData())
-        self._close_earlier_tries(parent, run)
+        if not grouped:
+            self._close_earlier_tries(parent, run)
         child = client.create_run(
             parent.info.experiment_id,
             run_name=f"{run.task_id} (try {run.try_number})",
@@ -336,7 +341,7 @@ class Tracker:
         os.environ[MLFLOW_RUN_CONTEXT] = json.dumps(context)
         failure: BaseException | None = None
         try:
-            with self.activated(parent):
+            with contextlib.nullcontext() if grouped else self.activated(parent):
                 yield child
             status = "FINISHED"
         except BaseException as exc:
@@ -357,6 +362,37 @@ class Tracker:
                 # The node's own error is the one to report; the next try or the end task
                 # closes this child.
                 log.warning("Could not record MLflow run %s as %s: %s", child_id, status, exc)
+
+    @contextlib.contextmanager
+    def node_runs(
+        self,
+        parent_id: str,
+        run: RunIdentity,
+        params: Mapping[str, Mapping[str, Any]],
+        guard: TryGuard | None = None,
+        experiment_id: str | None = None,
+    ) -> Iterator[Any]:
+        """Kedro hooks for a grouped task: each node gets its own child run (``node_run``), from
+        the moment Kedro starts it until the next node starts or the task ends, so the outputs
+        it saves (a logged model) belong to it. The parent is active throughout."""
+        client = self.client
+        if experiment_id is None:
+            parent = client.get_run(parent_id)
+        else:
+            parent = Run(RunInfo(run_id=parent_id, experiment_id=experiment_id, status="RUNNING"), RunData())
+        self._close_earlier_tries(parent, run)
+        hooks = _NodeChildRuns(
+            lambda name: self.node_run(
+                parent_id, run, name, params.get(name, {}), guard, parent.info.experiment_id, grouped=True
+            )
+        )
+        with self.activated(parent):
+            try:
+                yield hooks
+            except BaseException as exc:
+                hooks.close(exc)
+                raise
+            hooks.close(None)
 
     @contextlib.contextmanager
     def activated(self, run: Any) -> Iterator[None]:
@@ -423,6 +459,26 @@ class Tracker:
 
     def run_url(self, run: Any) -> str | None:
         return self.settings.run_url(run.info.experiment_id, run.info.run_id)
+
+
+class _NodeChildRuns:
+    """Opens a node's child run when Kedro starts the node; closes the previous node's."""
+
+    def __init__(self, child_run: Callable[[str], Any]):
+        self._child_run = child_run
+        self._current: Any = None
+
+    @hook_impl
+    def before_node_run(self, node: Any) -> None:
+        self.close(None)
+        current = self._child_run(node.name)
+        current.__enter__()
+        self._current = current
+
+    def close(self, error: BaseException | None) -> None:
+        current, self._current = self._current, None
+        if current is not None:
+            current.__exit__(type(error) if error else None, error, error.__traceback__ if error else None)
 
 
 def flatten(params: Mapping[str, Any], sep: str = ".", prefix: str = "") -> dict[str, Any]:

@@ -72,8 +72,12 @@ class Credentials:
     @classmethod
     def load(cls, project: KedroProject, project_path: Path) -> Credentials:
         loader = config_loader(project_path, project.env, project.conf_source)
-        conf_root = conf_source_path(project_path, project.conf_source)
-        source = describe_sources(conf_root, project.env, "credentials")
+        return cls.from_loader(loader, conf_source_path(project_path, project.conf_source), project.env)
+
+    @classmethod
+    def from_loader(cls, loader: Any, conf_root: Path, env: str | None) -> Credentials:
+        """The credentials of ``loader``'s configuration (``conf_root``, ``env``)."""
+        source = describe_sources(conf_root, env, "credentials")
         entries = read_config(loader, "credentials", CREDENTIALS_PATTERNS, source) or {}
         return cls(entries, source)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_kedro_mlflow.errors import AirflowKedroError, ProjectOpenError
-from airflow_kedro_mlflow.kedro_project import config_loader, create_session
+from airflow_kedro_mlflow.kedro_project import create_session
 from airflow_kedro_mlflow.project_ref import KedroProject
 from airflow_kedro_mlflow.run_identity import RunIdentity
 from airflow_kedro_mlflow.runtime.task_runtime import TaskRuntime
@@ -46,7 +46,7 @@ def start_run(
     ``dag_run_state(run_id)`` (the state of another run of the DAG in Airflow) lets the start
     task close parents of runs that ended without closing theirs.
     """
-    runtime = TaskRuntime.open(project, run)
+    runtime = TaskRuntime.open(project, run, runtime_params)
     project_path, store = runtime.path, runtime.store
     log.info(
         "DAG run %s of Kedro project %s: save version %s, intermediate store %s",
@@ -62,9 +62,8 @@ def start_run(
     if tracker is None:
         open_project(runtime, runtime_params)
         return None
-    loader = config_loader(project_path, project.env, project.conf_source, runtime_params or None)
     parent = tracker.ensure_parent(
-        run, parent_tags(project, project_path, runtime.metadata, run), loader["parameters"]
+        run, parent_tags(project, project_path, runtime.metadata, run), runtime.parameters
     )
     if dag_run_state is not None:
         tracker.close_stale_parents(run, dag_run_state)

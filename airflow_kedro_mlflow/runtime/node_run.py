@@ -14,12 +14,11 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
-from airflow_kedro_mlflow.kedro_project import config_loader, create_session
+from airflow_kedro_mlflow.kedro_project import create_session
 from airflow_kedro_mlflow.project_ref import KedroProject
 from airflow_kedro_mlflow.run_identity import RunIdentity
 from airflow_kedro_mlflow.runtime.intermediate import IntermediateStore
@@ -70,7 +69,7 @@ def run_node(
     even if the node then fails. ``experiment_id`` is the parent's (saves fetching it).
     """
     guard = TryGuard(f"task {run.task_id} try {run.try_number}")
-    runtime = TaskRuntime.open(project, run)
+    runtime = TaskRuntime.open(project, run, runtime_params)
     project_path, store, tracker = runtime.path, runtime.store, runtime.tracker
     session = create_session(
         project_path,
@@ -96,7 +95,7 @@ def run_node(
     session._hook_manager.register(OwnedOutputsHooks(guard))
     with contextlib.ExitStack() as stack:
         if tracker is not None and parent_run_id:
-            params = node_params(project, project_path, task.node_names, runtime_params)
+            params = node_params(runtime, task.node_names)
             if len(task.node_names) == 1:
                 (name,) = task.node_names
                 child = stack.enter_context(
@@ -123,27 +122,20 @@ def run_node(
         guard.check(before="reporting the node's success")
 
 
-def node_params(
-    project: KedroProject,
-    project_path: Path,
-    node_names: tuple[str, ...],
-    runtime_params: dict[str, Any] | None,
-) -> dict[str, dict[str, Any]]:
+def node_params(runtime: TaskRuntime, node_names: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     """Per node: the values of its ``params:`` inputs (and ``parameters``), by parameter name.
 
-    The parameters are read once for all the nodes of the task."""
+    The parameters are read once for all the nodes of the task, and only if a node has any."""
     from kedro.framework.project import pipelines
 
     try:
-        pipeline_nodes = {n.name: n for n in pipelines[project.pipeline].nodes}
+        pipeline_nodes = {n.name: n for n in pipelines[runtime.project.pipeline].nodes}
     except KeyError:
         pipeline_nodes = {}  # session.run reports the unknown pipeline with Kedro's own message
     wanted = [pipeline_nodes[name] for name in node_names if name in pipeline_nodes]
     if not any(i == "parameters" or i.startswith("params:") for n in wanted for i in n.inputs):
         return {name: {} for name in node_names}
-    parameters = config_loader(project_path, project.env, project.conf_source, runtime_params)[
-        "parameters"
-    ]
+    parameters = runtime.parameters
     result: dict[str, dict[str, Any]] = {name: {} for name in node_names}
     for node in wanted:
         values = result[node.name]

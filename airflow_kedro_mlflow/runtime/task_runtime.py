@@ -1,5 +1,7 @@
-"""Everything a task of an exported DAG opens once: project, credentials, settings, store, MLflow.
+"""Everything a task of an exported DAG opens once: project, config, credentials, store, MLflow.
 
+One config loader serves the whole task (credentials, ``airflow.yml``, ``mlflow.yml`` and the
+parameters, with the DAG run's conf as runtime parameters); Kedro's session reads its own.
 Order matters: credentials are read (and masked) before any other step can log, and nothing here
 leaves the task process.
 """
@@ -17,6 +19,7 @@ from airflow_kedro_mlflow.project_ref import KedroProject
 from airflow_kedro_mlflow.run_identity import RunIdentity
 from airflow_kedro_mlflow.runtime.credentials import Credentials
 from airflow_kedro_mlflow.runtime.intermediate import IntermediateStore
+from airflow_kedro_mlflow.runtime.kedro_startup import infer_copy_mode_without_imports
 
 
 @dataclass
@@ -25,19 +28,29 @@ class TaskRuntime:
     run: RunIdentity
     path: Path
     metadata: Any
+    loader: Any
+    """The project's config loader, with the DAG run's conf as runtime parameters."""
+    conf_root: Path
     credentials: Credentials
     settings: PipelineSettings
 
     @classmethod
-    def open(cls, project: KedroProject, run: RunIdentity) -> TaskRuntime:
+    def open(
+        cls, project: KedroProject, run: RunIdentity, runtime_params: dict[str, Any] | None = None
+    ) -> TaskRuntime:
         path = project.locate()
         metadata = bootstrap(path)
-        credentials = Credentials.load(project, path)
-        loader = config_loader(path, project.env, project.conf_source)
-        settings = load_pipeline_settings(
-            loader, conf_source_path(path, project.conf_source), project.env, project.pipeline
-        )
-        return cls(project, run, path, metadata, credentials, settings)
+        infer_copy_mode_without_imports()
+        loader = config_loader(path, project.env, project.conf_source, runtime_params or None)
+        conf_root = conf_source_path(path, project.conf_source)
+        credentials = Credentials.from_loader(loader, conf_root, project.env)
+        settings = load_pipeline_settings(loader, conf_root, project.env, project.pipeline)
+        return cls(project, run, path, metadata, loader, conf_root, credentials, settings)
+
+    @cached_property
+    def parameters(self) -> dict[str, Any]:
+        """The project's parameters, runtime parameters merged in (as the session sees them)."""
+        return dict(self.loader["parameters"])
 
     @cached_property
     def store(self) -> IntermediateStore:
@@ -49,4 +62,6 @@ class TaskRuntime:
         """MLflow configured for this project, or ``None`` when tracking is off."""
         from airflow_kedro_mlflow.runtime.tracking import Tracker
 
-        return Tracker.open(self.project, self.path, self.metadata.package_name, self.credentials)
+        return Tracker.open(
+            self.project, self.path, self.metadata.package_name, self.credentials, self.loader
+        )

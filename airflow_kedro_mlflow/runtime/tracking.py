@@ -69,9 +69,12 @@ MAX_PARAM_LENGTH = 6000
 PARAMS_PER_BATCH = 100
 
 
-def load_settings(project: KedroProject, project_path: Path, package_name: str) -> MlflowSettings:
-    """The pipeline's MLflow settings."""
-    loader = config_loader(project_path, project.env, project.conf_source)
+def load_settings(
+    project: KedroProject, project_path: Path, package_name: str, loader: Any = None
+) -> MlflowSettings:
+    """The pipeline's MLflow settings, read through ``loader`` (the project's config loader)."""
+    if loader is None:
+        loader = config_loader(project_path, project.env, project.conf_source)
     conf_root = conf_source_path(project_path, project.conf_source)
     source = describe_sources(conf_root, project.env, "mlflow")
     config = read_config(loader, CONFIG_KEY, CONFIG_PATTERNS, source)
@@ -117,8 +120,9 @@ class Tracker:
         project_path: Path,
         package_name: str,
         credentials: Credentials,
+        loader: Any = None,
     ) -> Tracker | None:
-        settings = load_settings(project, project_path, package_name)
+        settings = load_settings(project, project_path, package_name, loader)
         if not settings.enabled:
             log.info("MLflow tracking is off for pipeline '%s' (%s)", project.pipeline, settings.source)
             return None

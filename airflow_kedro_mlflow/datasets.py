@@ -167,6 +167,13 @@ def _import_skops_without_probe_warnings() -> None:
             pass
 
 
+def import_flavor(flavor: str) -> Any:
+    """The module of an MLflow flavor (``mlflow.sklearn``...), skops' false warnings kept out."""
+    if flavor == "mlflow.sklearn":
+        _import_skops_without_probe_warnings()
+    return importlib.import_module(flavor)
+
+
 class MlflowModelDataset(AbstractDataset):
     """A model logged as an MLflow Model of a flavor (``mlflow.sklearn``...) in the active run.
 
@@ -200,10 +207,8 @@ class MlflowModelDataset(AbstractDataset):
         self._dataset = _wrapped(dataset, version) if dataset else None
 
     def _flavor_module(self) -> Any:
-        if self._flavor == "mlflow.sklearn":
-            _import_skops_without_probe_warnings()
         try:
-            return importlib.import_module(self._flavor)
+            return import_flavor(self._flavor)
         except ImportError as exc:
             raise DatasetError(f"MLflow flavor '{self._flavor}' cannot be imported: {exc}") from exc
 

@@ -13,9 +13,12 @@ median of the rounds: the machine's speed cancels out, and nothing here is a tim
   kedro-airflow's DAG of the same pipeline is parsed beside them.
 - tracking requests: MLflow requests per node task and per DAG run (start + end tasks), counted
   in a real ``mlflow server``'s access log over chains of 2 and 6 trivial nodes.
-- scheduler (skipped with ``--quick``): a chain of trivial node tasks with MLflow on against a
-  chain of empty ``@task``s, per slot, in a real LocalExecutor deployment (PostgreSQL); the
-  example DAG against ``kedro run`` of the same pipeline.
+- scheduler (skipped with ``--quick``), in a real LocalExecutor deployment (PostgreSQL): chains
+  of trivial node tasks, MLflow on (a real ``mlflow server``) and off, against a chain of empty
+  ``@task``s, slot by slot (what each task adds to the run's wall time: node tasks, start task,
+  end task), and the peak RSS of their task processes (recorded by a listener plugin in every
+  task alike); the example DAG, tracked to the server, against ``kedro run`` of the same
+  pipeline.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import tempfile
 import textwrap
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -258,48 +262,176 @@ with DAG(dag_id="empty_chain", schedule=None, catchup=False) as dag:
         previous = current
 '''
 
+PEAK_RSS_PLUGIN = '''
+"""Records each task process's peak RSS: a listener, so it runs in the task process, after the
+task, for every task alike (the baseline's empty tasks as the exported DAGs' tasks)."""
+import json
+import os
+import resource
 
-def scheduler_rows(root: Path, rounds: int) -> list[Row]:
+from airflow.listeners import hookimpl
+from airflow.plugins_manager import AirflowPlugin
+
+
+class _PeakRss:
+    @hookimpl
+    def on_task_instance_success(self, previous_state, task_instance):
+        record = {"dag_id": task_instance.dag_id, "run_id": task_instance.run_id,
+                  "task_id": task_instance.task_id,
+                  "kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+        with open(os.environ["AKM_BENCH_PEAK_RSS"], "a") as out:
+            out.write(json.dumps(record) + "\\n")
+
+
+class PeakRssPlugin(AirflowPlugin):
+    name = "akm_benchmark_peak_rss"
+    listeners = [_PeakRss()]
+'''
+
+def _track_to(project: Path, server_url: str, env: str = "base") -> None:
+    """Track ``project``'s runs to the benchmark's ``mlflow server`` (whole blocks: an env's
+    mlflow.yml replaces base's top-level keys)."""
+    conf = project / "conf" / env
+    conf.mkdir(parents=True, exist_ok=True)
+    (conf / "mlflow.yml").write_text(
+        f"server:\n  mlflow_tracking_uri: {server_url}\n"
+        f"tracking:\n  experiment:\n    name: {project.name}\n"
+        "  params:\n    long_params_strategy: truncate\n")
+
+
+def _slots(run: dict, tasks: list[dict], order: list[str]) -> dict[str, float]:
+    """Per task of a chain: from the end of the task before it (for the first, from when the run
+    was queued: what a user who triggers it waits) to its own end, i.e. what the task adds to
+    the run's wall time."""
+    ends = {t["task_id"]: t["end_date"] for t in tasks}
+    slots, previous = {}, run["queued_at"] or run["start_date"]
+    for task_id in order:
+        slots[task_id] = _seconds(previous, ends[task_id])
+        previous = ends[task_id]
+    return slots
+
+
+@dataclass
+class Deployment:
+    """What one real-scheduler deployment measured: per DAG, run walls and per-task slots."""
+
+    walls: dict[str, float]
+    slots: dict[str, list[dict[str, float]]]
+    peak_rss_kb: dict[str, float]
+    kedro_run: float
+
+    def slot(self, dag_id: str, positions: slice) -> float:
+        """Median over the rounds of the mean slot of the chain's tasks at ``positions``."""
+        order = CHAIN_ORDERS[dag_id]
+        return statistics.median(statistics.mean(r[t] for t in order[positions])
+                                 for r in self.slots[dag_id])
+
+
+CHAIN_NODES = 9
+CHAIN_TASKS = CHAIN_NODES + 2  # + start and end
+_KEDRO_CHAIN = ["kedro_run_start", *(f"n_{i}_0" for i in range(CHAIN_NODES)), "kedro_run_end"]
+CHAIN_ORDERS = {"empty_chain": [f"t{i}" for i in range(CHAIN_TASKS)], "chain": _KEDRO_CHAIN,
+                "chain_untracked": _KEDRO_CHAIN}
+PRELOAD_ENV = {  # Airflow 3.3's LocalExecutor: workers forked from a preloaded forkserver
+    "AIRFLOW__CORE__MP_START_METHOD": "forkserver",
+    "AIRFLOW__CORE__MP_FORKSERVER_PRELOAD": "airflow,airflow.executors.local_executor,"
+                                            "airflow_kedro_mlflow.preload",
+}
+
+
+def measure_deployment(root: Path, rounds: int, dag_ids: list[str],
+                       preload: bool = False) -> Deployment:
+    """Run ``dag_ids`` (of: the empty chain, the tracked and untracked chains, the example) in
+    interleaved rounds on a fresh LocalExecutor deployment, optionally with preloaded workers."""
     from airflow_cluster import airflow_cluster
 
-    chain = 9
-    dags = root / "scheduler-dags"
-    dags.mkdir()
-    (dags / "empty_chain.py").write_text(EMPTY_CHAIN.format(count=chain + 2))  # + start and end
+    dags, plugins = root / "dags", root / "plugins"
+    dags.mkdir(parents=True)
+    plugins.mkdir()
+    (plugins / "peak_rss.py").write_text(PEAK_RSS_PLUGIN)
+    rss_log = root / "peak-rss.jsonl"
+    (dags / "empty_chain.py").write_text(EMPTY_CHAIN.format(count=CHAIN_TASKS))
+    slots: dict[str, list[dict[str, float]]] = {dag_id: [] for dag_id in CHAIN_ORDERS}
     with contextlib.ExitStack() as stack:
-        server = stack.enter_context(conftest.running_mlflow_server(root / "scheduler-mlflow"))
-        project, _ = write_synthetic_project(root / "scheduler", nodes=chain, width=1, package="chain")
-        (project / "conf" / "base" / "mlflow.yml").write_text(
-            f"server:\n  mlflow_tracking_uri: {server.url}\ntracking:\n  experiment:\n    name: bench\n")
-        subprocess.run([KEDRO, "airflow", "export", "--target-dir", str(dags)], cwd=project,
-                       check=True, capture_output=True)
+        server = stack.enter_context(conftest.running_mlflow_server(root / "mlflow"))
+        tracked, _ = write_synthetic_project(root, nodes=CHAIN_NODES, width=1, package="chain")
+        _track_to(tracked, server.url)
+        untracked, _ = write_synthetic_project(root, nodes=CHAIN_NODES, width=1,
+                                               package="chain_untracked")
         example = conftest.copy_example(root / "example" / "wine_classifier")
-        subprocess.run([KEDRO, "airflow", "export", "--target-dir", str(dags)], cwd=example,
-                       check=True, capture_output=True)
-        cluster = stack.enter_context(airflow_cluster(root / "cluster", dags))
+        _track_to(example, server.url, env="bench")
+        for project, env in ((tracked, None), (untracked, None), (example, "bench")):
+            subprocess.run([KEDRO, "airflow", "export", "--target-dir", str(dags),
+                            *(["--env", env] if env else [])],
+                           cwd=project, check=True, capture_output=True)
+        env = {"AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins), "AKM_BENCH_PEAK_RSS": str(rss_log)}
+        if preload:
+            env |= {**PRELOAD_ENV, "AIRFLOW__KEDRO_MLFLOW__PRELOAD_PROJECTS":
+                    ",".join(str(p) for p in (tracked, untracked, example))}
+        cluster = stack.enter_context(airflow_cluster(root / "cluster", dags, extra_env=env))
 
-        def dag_seconds(dag_id: str) -> Callable[[], float]:
+        def dag_seconds(dag_id: str, record: bool = True) -> Callable[[], float]:
             def measure() -> float:
                 run_id = cluster.trigger(dag_id)
                 run = cluster.wait(dag_id, run_id, timeout=900)
                 if run["state"] != "success":
                     raise RuntimeError(f"{dag_id} run {run_id} ended {run['state']}")
+                if record and dag_id in CHAIN_ORDERS:
+                    slots[dag_id].append(
+                        _slots(run, cluster.task_instances(dag_id, run_id), CHAIN_ORDERS[dag_id]))
                 return _seconds(run["start_date"], run["end_date"])
 
             return measure
 
-        for dag_id in ("empty_chain", "chain", "wine_classifier"):  # warm: parsed, caches filled
-            dag_seconds(dag_id)()
-        medians = interleaved(rounds, empty=dag_seconds("empty_chain"), chain=dag_seconds("chain"),
-                              example=dag_seconds("wine_classifier"))
-        kedro_run = interleaved(rounds, run=wall([KEDRO, "run"], example))["run"]
-    tasks = chain + 2
-    return [
-        (f"chain slot, MLflow on ({tasks} tasks)", f"{medians['chain'] / tasks:.2f} s",
-         f"{medians['empty'] / tasks:.2f} s empty @task", ratio(medians["chain"], medians["empty"], 1.3)),
-        ("example DAG, MLflow on (real scheduler)", f"{medians['example']:.1f} s",
-         f"{kedro_run:.1f} s kedro run", ratio(medians["example"], kedro_run, 3.0)),
-    ]
+        for dag_id in dag_ids:
+            dag_seconds(dag_id, record=False)()  # warm: parsed, workers started, caches filled
+        rss_log.unlink(missing_ok=True)
+        walls = interleaved(rounds, **{dag_id: dag_seconds(dag_id) for dag_id in dag_ids})
+        kedro_run = (interleaved(rounds, run=wall([KEDRO, "run", "--env", "bench"], example))["run"]
+                     if "wine_classifier" in dag_ids else float("nan"))
+    return Deployment(walls, slots, _peak_rss(rss_log), kedro_run)
+
+
+def scheduler_rows(root: Path, rounds: int) -> list[Row]:
+    default = measure_deployment(root / "default", rounds,
+                                 ["empty_chain", "chain", "chain_untracked", "wine_classifier"])
+    preloaded = measure_deployment(root / "preloaded", rounds,
+                                   ["empty_chain", "chain", "wine_classifier"], preload=True)
+    nodes, first, last = slice(1, -1), slice(0, 1), slice(-1, None)
+    rows: list[Row] = []
+    for deployment, label in ((default, ""), (preloaded, ", preloaded workers")):
+        empty = deployment.slot("empty_chain", nodes)
+        for dag_id, tracking in (("chain", "MLflow on"), ("chain_untracked", "MLflow off")):
+            if deployment.slots[dag_id]:
+                rows.append((f"node task slot, {tracking}{label}", f"{deployment.slot(dag_id, nodes):.2f} s",
+                             f"{empty:.2f} s empty @task", ratio(deployment.slot(dag_id, nodes), empty, 1.3)))
+        for name, position in (("start", first), ("end", last)):
+            ours, theirs = deployment.slot("chain", position), deployment.slot("empty_chain", position)
+            rows.append((f"{name} task slot, MLflow on{label}", f"{ours:.2f} s",
+                         f"{theirs:.2f} s empty @task", ratio(ours, theirs, 1.5)))
+        rows.append((f"chain run, MLflow on ({CHAIN_TASKS} tasks){label}",
+                     f"{deployment.walls['chain']:.1f} s",
+                     f"{deployment.walls['empty_chain']:.1f} s empty @tasks",
+                     ratio(deployment.walls["chain"], deployment.walls["empty_chain"], None)))
+        for dag_id, tracking in (("chain", "MLflow on"), ("chain_untracked", "MLflow off")):
+            if dag_id in deployment.peak_rss_kb:
+                ours, theirs = deployment.peak_rss_kb[dag_id], deployment.peak_rss_kb["empty_chain"]
+                rows.append((f"node task peak RSS, {tracking}{label}", f"{ours / 1024:.0f} MB",
+                             f"{theirs / 1024:.0f} MB empty @task", ratio(ours, theirs, None)))
+        rows.append((f"example DAG, MLflow server{label}", f"{deployment.walls['wine_classifier']:.1f} s",
+                     f"{deployment.kedro_run:.1f} s kedro run",
+                     ratio(deployment.walls["wine_classifier"], deployment.kedro_run, 3.0)))
+    return rows
+
+
+def _peak_rss(log: Path) -> dict[str, float]:
+    """Median peak RSS (KB) of the node tasks of each DAG (every task of the empty chain)."""
+    by_dag: dict[str, list[int]] = {}
+    for line in log.read_text().splitlines():
+        record = json.loads(line)
+        if record["task_id"] not in ("kedro_run_start", "kedro_run_end"):
+            by_dag.setdefault(record["dag_id"], []).append(int(record["kb"]))
+    return {dag_id: statistics.median(values) for dag_id, values in by_dag.items()}
 
 
 def _seconds(start: str, end: str) -> float:

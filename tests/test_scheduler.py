@@ -82,10 +82,34 @@ def _assert_one_finished_training_run(airflow: AirflowCluster, run_id: str, mlfl
     assert s3_server.keys(BUCKET, f"airflow-intermediate/{TRAINING}/{storage_key(run_id)}/") == []
 
 
+# Workers that preload Kedro and the example's dependencies once, as the README advises:
+# LocalExecutor workers from a forkserver, Celery workers through the Celery config.
+PRELOADED = "Worker preloaded by airflow_kedro_mlflow.preload: kedro,wine_classifier"
+LOCAL_PRELOAD = {
+    "AIRFLOW__CORE__MP_START_METHOD": "forkserver",
+    "AIRFLOW__CORE__MP_FORKSERVER_PRELOAD": "airflow,airflow.executors.local_executor,"
+                                            "airflow_kedro_mlflow.preload",
+}
+CELERY_PRELOAD = {
+    "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "airflow_kedro_mlflow.celery_config.CELERY_CONFIG",
+}
+
+
+def _preload(root, env: dict, executor_env: dict) -> dict:
+    return {**env, **executor_env,
+            "AIRFLOW__KEDRO_MLFLOW__PRELOAD_PROJECTS": str(root / "examples" / "wine_classifier")}
+
+
+def _task_logs(airflow: AirflowCluster, dag_id: str, run_id: str) -> list[str]:
+    folder = airflow.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}"
+    return [path.read_text() for path in folder.rglob("*.log")]
+
+
 @pytest.fixture(scope="module")
 def local_airflow(deployment):
     root, env = deployment
-    with airflow_cluster(root / "local", root / "dags", "LocalExecutor", extra_env=env) as airflow:
+    with airflow_cluster(root / "local", root / "dags", "LocalExecutor",
+                         extra_env=_preload(root, env, LOCAL_PRELOAD)) as airflow:
         yield airflow
 
 
@@ -95,6 +119,8 @@ def test_local_executor_run_is_one_mlflow_run_and_triggers_inference(
     _assert_one_finished_training_run(local_airflow, run_id, mlflow_server, s3_server)
     tasks = local_airflow.task_instances(TRAINING, run_id)
     assert len({t["pid"] for t in tasks}) == len(tasks)  # each task ran in its own process
+    logs = _task_logs(local_airflow, TRAINING, run_id)
+    assert len(logs) == len(tasks) and all(PRELOADED in log for log in logs)
     (parent,) = _parents(mlflow_server, TRAINING, run_id)
     assert parent.data.tags["promotion.decision"] == "promoted"  # the first model: no champion yet
 
@@ -156,14 +182,16 @@ def test_dag_scheduled_every_minute_runs_twice_with_a_parent_run_each(
 
 def test_celery_workers_share_the_branches_of_one_run(deployment, s3_server, mlflow_server):
     root, env = deployment
-    with airflow_cluster(root / "celery", root / "dags", "CeleryExecutor", extra_env=env,
-                         celery_workers=2) as airflow:
+    with airflow_cluster(root / "celery", root / "dags", "CeleryExecutor",
+                         extra_env=_preload(root, env, CELERY_PRELOAD), celery_workers=2) as airflow:
         airflow.wait_for_dag(MINUTELY)
         airflow.api("PATCH", f"/dags/{MINUTELY}", {"is_paused": True})  # not part of this test
         run_id = airflow.trigger(TRAINING)
         _assert_one_finished_training_run(airflow, run_id, mlflow_server, s3_server)
         tasks = {t["task_id"]: t for t in airflow.task_instances(TRAINING, run_id)}
+        logs = _task_logs(airflow, TRAINING, run_id)
     assert {t["hostname"] for t in tasks.values()} == {"worker0", "worker1"}
+    assert len(logs) == len(tasks) and all(PRELOADED in log for log in logs)
     # The two model branches ran at the same time, one on each worker.
     forest, regression = tasks["random_forest.train_model"], tasks["logistic_regression.train_model"]
     overlapping = [

@@ -2,16 +2,22 @@
 
 ``kedro run`` opens a project once; a DAG opens it once per task, each in a fresh process, so
 every fixed cost of opening a project is paid per task. What is skipped here is work whose
-outcome is known without doing it.
+outcome is known without doing it; what cannot be skipped, a worker can do once for all its
+tasks (``airflow_kedro_mlflow.preload``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 _COPY_MODE_LIBRARIES = frozenset({"pandas", "numpy", "ibis"})
+PRELOADED_ENV = "AIRFLOW_KEDRO_MLFLOW_PRELOADED"
+"""Set by ``airflow_kedro_mlflow.preload`` in the worker, so its tasks inherit it: what it
+preloaded (``kedro``, then the preloaded projects' packages)."""
 
 
 def infer_copy_mode_without_imports() -> None:
@@ -37,3 +43,48 @@ def infer_copy_mode_without_imports() -> None:
         return original(data)
 
     memory_dataset._infer_copy_mode = infer_copy_mode
+
+
+class _FramesWithoutSource:
+    """``inspect`` as dynaconf's loaders see it, whose ``stack()`` reads no source lines."""
+
+    def __init__(self, inspect_module: Any):
+        self._inspect = inspect_module
+
+    def stack(self, context: int = 0) -> Any:
+        return self._inspect.stack(0)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inspect, name)
+
+
+@contextlib.contextmanager
+def settings_loaded_without_reading_source() -> Iterator[None]:
+    """Let dynaconf load the project's ``settings.py`` without reading every frame's source.
+
+    Bootstrapping a Kedro project loads its settings through dynaconf, which looks for optional
+    ``<env>_settings`` and ``global_settings`` modules; for each it calls ``inspect.stack()``
+    twice, only to compare frame file names. ``inspect.stack()`` also reads the source lines of
+    every frame on the stack, which in an Airflow task (a deep stack, thousands of loaded
+    modules) costs tens of milliseconds per call. With ``context=0`` the frames and file names
+    are the same and no source is read. Only dynaconf's loader modules see the change, and only
+    meanwhile.
+    """
+    import importlib
+    import inspect
+
+    modules = []
+    for name in _DYNACONF_INSPECTORS:
+        with contextlib.suppress(ImportError):
+            modules.append(importlib.import_module(name))
+    patched = [m for m in modules if getattr(m, "inspect", None) is inspect]
+    for module in patched:
+        module.inspect = _FramesWithoutSource(inspect)
+    try:
+        yield
+    finally:
+        for module in patched:
+            module.inspect = inspect
+
+
+_DYNACONF_INSPECTORS = ("dynaconf.loaders.py_loader", "dynaconf.utils.files")

@@ -197,7 +197,9 @@ class RestTrackingClient:
             import httpx
 
             verify: Any = True
-            if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() in ("true", "1"):
+            if self._base.startswith("http://"):
+                verify = False  # no TLS to verify (redirects are not followed): skip loading CAs
+            elif os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() in ("true", "1"):
                 verify = False
             elif os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH"):
                 verify = os.environ["MLFLOW_TRACKING_SERVER_CERT_PATH"]

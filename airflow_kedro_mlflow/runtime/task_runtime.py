@@ -8,6 +8,8 @@ leaves the task process.
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -19,7 +21,13 @@ from airflow_kedro_mlflow.project_ref import KedroProject
 from airflow_kedro_mlflow.run_identity import RunIdentity
 from airflow_kedro_mlflow.runtime.credentials import Credentials
 from airflow_kedro_mlflow.runtime.intermediate import IntermediateStore
-from airflow_kedro_mlflow.runtime.kedro_startup import infer_copy_mode_without_imports
+from airflow_kedro_mlflow.runtime.kedro_startup import (
+    PRELOADED_ENV,
+    infer_copy_mode_without_imports,
+    settings_loaded_without_reading_source,
+)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -39,7 +47,10 @@ class TaskRuntime:
         cls, project: KedroProject, run: RunIdentity, runtime_params: dict[str, Any] | None = None
     ) -> TaskRuntime:
         path = project.locate()
-        metadata = bootstrap(path)
+        if os.environ.get(PRELOADED_ENV):
+            log.info("Worker preloaded by airflow_kedro_mlflow.preload: %s", os.environ[PRELOADED_ENV])
+        with settings_loaded_without_reading_source():
+            metadata = bootstrap(path)
         infer_copy_mode_without_imports()
         loader = config_loader(path, project.env, project.conf_source, runtime_params or None)
         conf_root = conf_source_path(path, project.conf_source)

@@ -132,11 +132,13 @@ class Tracker:
         os.environ["MLFLOW_TRACKING_URI"] = settings.tracking_uri
         if settings.registry_uri:
             os.environ["MLFLOW_REGISTRY_URI"] = settings.registry_uri
-        if "mlflow" in sys.modules:
+        if "mlflow" in sys.modules:  # imported already (by a worker's preload, say)
             import mlflow
 
-            mlflow.set_tracking_uri(settings.tracking_uri)
-            if settings.registry_uri:
+            # set_tracking_uri also resets MLflow's tracing: only when it would change anything
+            if mlflow.get_tracking_uri() != settings.tracking_uri:
+                mlflow.set_tracking_uri(settings.tracking_uri)
+            if settings.registry_uri and mlflow.get_registry_uri() != settings.registry_uri:
                 mlflow.set_registry_uri(settings.registry_uri)
         return cls(settings)
 

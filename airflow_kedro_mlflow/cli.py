@@ -9,6 +9,8 @@ are added to kedro-airflow's.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -135,7 +137,7 @@ def clean_intermediate(
     A DAG run that fails keeps its intermediate data so that its tasks can be cleared and rerun;
     this removes it once it is old enough. Runs still in progress are never touched.
     """
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from airflow_kedro_mlflow.housekeeping import parse_age, project_stores, removable, run_folders
 
@@ -143,7 +145,7 @@ def clean_intermediate(
         age = parse_age(older_than)
         stores = project_stores(Path(metadata.project_path), list(pipelines) or None, env,
                                 conf_source)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         rows = [("run data", "ended", "failed steps", "size", "action")]
         count = 0
         for store, dag_folders in stores:
@@ -174,10 +176,11 @@ def _days(age: Any) -> str:
     return f"{hours / 24:.1f}d" if hours >= 24 else f"{hours:.1f}h"
 
 
-def _table(rows: list[tuple[str, ...]]) -> str:
+def _table(rows: Sequence[tuple[str, ...]]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
     )
 
 

@@ -173,10 +173,10 @@ def grouped_tasks(
             task_of[node.name] = full
     by_name = {node.name: node for node in nodes}
     tasks = []
-    for task_id, group, group_nodes in specs:
+    for task_id, group, task_nodes in specs:
         full = ".".join((*group, task_id))
-        upstream = sorted({task_of[p] for n in group_nodes for p in by_name[n.name].upstream} - {full})
-        tasks.append(TaskSpec(task_id, group, group_nodes, tuple(upstream)))
+        upstream = sorted({task_of[p] for n in task_nodes for p in by_name[n.name].upstream} - {full})
+        tasks.append(TaskSpec(task_id, group, task_nodes, tuple(upstream)))
     _check_acyclic(tasks, pipeline_name, group_by)
     _check_unique_task_ids(tasks, pipeline_name)
     return tuple(tasks)
@@ -194,32 +194,37 @@ def _group_task_id(nodes: list[NodeSpec], group_by: str) -> tuple[tuple[str, ...
 
 
 def _check_acyclic(tasks: list[TaskSpec], pipeline_name: str, group_by: str) -> None:
-    """Grouping can close a cycle (A -> persisted -> B -> memory -> A's group): name it."""
-    upstream = {task.full_task_id: set(task.upstream) for task in tasks}
+    """Grouping can close a cycle (A -> persisted -> B -> memory -> A's group): name it.
+
+    An iterative depth-first search, so a long chain of tasks cannot exhaust Python's stack."""
+    upstream = {task.full_task_id: sorted(task.upstream) for task in tasks}
     done: set[str] = set()
     for start in upstream:
-        path: list[str] = []
-        on_path: set[str] = set()
-
-        def visit(task_id: str) -> None:
-            if task_id in done:
-                return
-            if task_id in on_path:
-                cycle = path[path.index(task_id):] + [task_id]
+        if start in done:
+            continue
+        path: list[str] = [start]
+        on_path: set[str] = {start}
+        pending: list[list[str]] = [list(upstream[start])]
+        while path:
+            if not pending[-1]:
+                finished = path.pop()
+                on_path.discard(finished)
+                done.add(finished)
+                pending.pop()
+                continue
+            parent = pending[-1].pop()
+            if parent in done:
+                continue
+            if parent in on_path:
+                cycle = path[path.index(parent):] + [parent]
                 raise ExportError(
                     f"--group-by {group_by} makes tasks of pipeline '{pipeline_name}' depend on "
                     f"each other in a cycle: {' <- '.join(cycle)}; export without grouping, or "
                     "keep in memory the data that leaves and re-enters the group"
                 )
-            path.append(task_id)
-            on_path.add(task_id)
-            for parent in upstream[task_id]:
-                visit(parent)
-            path.pop()
-            on_path.discard(task_id)
-            done.add(task_id)
-
-        visit(start)
+            path.append(parent)
+            on_path.add(parent)
+            pending.append(list(upstream[parent]))
 
 
 def _task_id(node_name: str, namespace: str | None) -> tuple[tuple[str, ...], str]:
@@ -273,12 +278,13 @@ def _dataset_spec(name: str, catalog: Any) -> DatasetSpec:
         return DatasetSpec(name=name, kind="memory")
     from kedro.io.core import parse_dataset_definition
 
-    config = catalog.resolve_pattern(name) or {}
+    config: dict[str, Any] = catalog.resolve_pattern(name) or {}
     dataset_class, _ = parse_dataset_definition(config)
     dataset_type = f"{dataset_class.__module__}.{dataset_class.__qualname__}"
     if dataset_type in MEMORY_DATASET_TYPES:
         return DatasetSpec(name=name, kind="memory", type=dataset_type)
-    inner = config.get("dataset") if isinstance(config.get("dataset"), dict) else {}
+    wrapped = config.get("dataset")
+    inner: dict[str, Any] = wrapped if isinstance(wrapped, dict) else {}
     filepath = config.get("filepath") or config.get("path") or inner.get("filepath")
     return DatasetSpec(
         name=name,

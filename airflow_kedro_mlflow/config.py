@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +141,9 @@ def _schedule(value: Any, where: str) -> str | tuple[str, ...] | None:
             )
         return tuple(value)
     if not isinstance(value, str):
-        raise ValueError("must be a cron expression, a preset such as '@daily', a list of asset URIs, or null")
+        raise ValueError(
+            "must be a cron expression, a preset such as '@daily', a list of asset URIs, or null"
+        )
     if value.startswith("@"):
         if value not in SCHEDULE_PRESETS:
             raise ValueError(f"unknown preset {value!r} (known: {', '.join(sorted(SCHEDULE_PRESETS))})")
@@ -161,18 +163,18 @@ def _is_asset_uri(value: str) -> bool:
 
 def _start_date(value: Any, where: str) -> datetime:
     if isinstance(value, list) and 3 <= len(value) <= 6 and all(isinstance(v, int) for v in value):
-        return datetime(*value, tzinfo=timezone.utc)
+        return datetime(*value).replace(tzinfo=UTC)
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError:
             pass
         else:
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     raise ValueError("must be a date: [YYYY, M, D] or 'YYYY-MM-DD'")
 
 

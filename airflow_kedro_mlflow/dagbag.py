@@ -12,5 +12,5 @@ def load_dagbag(folder: Path):
     try:
         from airflow.dag_processing.dagbag import DagBag
     except ImportError:  # Airflow < 3.2
-        from airflow.models.dagbag import DagBag
+        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
     return DagBag(dag_folder=str(folder), safe_mode=False)

@@ -112,7 +112,7 @@ class MlflowArtifactDataset(AbstractDataset):
         self._log_saved_file()
 
     def _saved_path(self) -> str:
-        inner = self._dataset
+        inner: Any = self._dataset
         if self._version is not None and hasattr(inner, "_get_versioned_path"):
             return str(inner._get_versioned_path(inner.resolve_save_version()))
         filepath = getattr(inner, "_filepath", None)
@@ -130,7 +130,7 @@ class MlflowArtifactDataset(AbstractDataset):
         if protocol in ("file", "local", None):
             mlflow.log_artifact(path, self._artifact_path)
             return
-        fs = self._dataset._fs
+        fs = getattr(self._dataset, "_fs")  # noqa: B009 - the wrapped fsspec dataset's
         with tempfile.TemporaryDirectory() as scratch:
             local = Path(scratch) / PurePosixPath(path).name
             fs.get(path, str(local))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -99,9 +99,9 @@ def removable(folder: RunFolder, older_than: timedelta, include_unfinished: bool
 def _modified(info: dict[str, Any]) -> datetime | None:
     value = info.get("LastModified") or info.get("mtime") or info.get("last_modified")
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(value, tz=timezone.utc)
+        return datetime.fromtimestamp(value, tz=UTC)
     return None
 
 
@@ -147,7 +147,7 @@ def project_stores(project_path: Path, pipeline_names: list[str] | None, env: st
                 credentials = Credentials.load(project, project_path)
             # A store is opened for one run; only its root and filesystem serve here.
             store = IntermediateStore.for_settings(
-                settings, project_path, RunIdentity("-", "-", datetime.now(timezone.utc)),
+                settings, project_path, RunIdentity("-", "-", datetime.now(UTC)),
                 credentials)
             stores[key] = (store, [])
         dag_folder = storage_key(configured_dag_id(settings, metadata.package_name, name))

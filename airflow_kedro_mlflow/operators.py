@@ -236,8 +236,10 @@ class KedroRunEndOperator(_KedroProjectOperator):
     ui_color = "#c7e9c0"
 
     def as_teardown(self, *args: Any, **kwargs: Any) -> Any:
+        from airflow.sdk import TriggerRule
+
         teardown = super().as_teardown(*args, **kwargs)
-        self.trigger_rule = "all_done"  # also when the setup (start) task failed
+        self.trigger_rule = TriggerRule.ALL_DONE  # also when the setup (start) task failed
         return teardown
 
     def execute(self, context: Any) -> None:

@@ -119,7 +119,7 @@ def _catalog_imports(project_root: Path, conf_root: Path) -> set[str]:
     from airflow_kedro_mlflow.kedro_project import config_loader
 
     names: set[str] = set()
-    envs = [p.name for p in conf_root.iterdir() if p.is_dir() and p.name != "base"]
+    envs: list[str | None] = [p.name for p in conf_root.iterdir() if p.is_dir() and p.name != "base"]
     for env in envs or [None]:
         try:
             catalog = config_loader(project_root, env, None)["catalog"]

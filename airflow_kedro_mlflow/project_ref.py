@@ -25,6 +25,12 @@ class KedroProject:
     """
 
     __slots__ = ("package_name", "pipeline", "path", "dag_file", "env", "conf_source")
+    package_name: str
+    pipeline: str
+    path: str
+    dag_file: str
+    env: str | None
+    conf_source: str | None
 
     def __init__(
         self,
@@ -35,7 +41,8 @@ class KedroProject:
         env: str | None = None,
         conf_source: str | None = None,
     ) -> None:
-        for name, value in zip(self.__slots__, (package_name, pipeline, path, dag_file, env, conf_source)):
+        values = (package_name, pipeline, path, dag_file, env, conf_source)
+        for name, value in zip(self.__slots__, values, strict=True):
             object.__setattr__(self, name, value)
 
     def __setattr__(self, name: str, value: object) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from airflow_kedro_mlflow import __version__
 from airflow_kedro_mlflow.config import PipelineSettings
@@ -192,7 +192,7 @@ def _literal(value: object) -> str:
     if isinstance(value, tuple) and value and all(isinstance(v, str) for v in value):
         return "[" + ", ".join(f"Asset({uri!r})" for uri in value) + "]"  # an Asset schedule
     if isinstance(value, datetime):
-        utc = value.astimezone(timezone.utc)
+        utc = value.astimezone(UTC)
         parts = [utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second]
         return f"datetime({', '.join(map(str, parts))}, tzinfo=timezone.utc)"
     if isinstance(value, dict):

@@ -8,7 +8,7 @@ version and the intermediate store's prefix. Light module: no Kedro imports.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow_kedro_mlflow.ids import short_hash
@@ -67,7 +67,7 @@ def save_version_for(run_after: datetime, dag_id: str, run_id: str) -> str:
     sort by time, and ends with a digest of the DAG and run ids so two runs triggered within the
     same millisecond, or two DAGs of one project, never share a version.
     """
-    moment = run_after.astimezone(timezone.utc)
+    moment = run_after.astimezone(UTC)
     stamp = moment.strftime("%Y-%m-%dT%H.%M.%S.") + f"{moment.microsecond // 1000:03d}Z"
     return f"{stamp}-{short_hash(f'{dag_id}/{run_id}', 6)}"
 

@@ -2,8 +2,9 @@
 
 The pipeline is layered: ``width`` nodes per layer, each node of a layer reading two outputs of
 the layer before (its own column and the next one) and a parameter, so every node but the first
-layer's has two upstream tasks (one in a chain, ``width=1``), and every node logs a parameter. Its dependencies are known here, independently of any exporter, so a test can
-compare an exported DAG against them edge for edge.
+layer's has two upstream tasks (one in a chain, ``width=1``), and every node logs a parameter.
+Its dependencies are known here, independently of any exporter, so a test can compare an
+exported DAG against them edge for edge.
 """
 
 from __future__ import annotations
@@ -77,7 +78,9 @@ class SyntheticPipeline:
         return edges
 
 
-def write_synthetic_project(root: Path, nodes: int, width: int = 10, package: str = "synthetic") -> tuple[Path, SyntheticPipeline]:
+def write_synthetic_project(
+    root: Path, nodes: int, width: int = 10, package: str = "synthetic"
+) -> tuple[Path, SyntheticPipeline]:
     """A Kedro project at ``root/package`` whose default pipeline has ``nodes`` trivial nodes."""
     shape = SyntheticPipeline(layers=max(1, nodes // width), width=width)
     project = root / package

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Install (if needed) and run the test suite. Extra arguments go to pytest, e.g. -m "not slow".
+# Install (if needed), lint and type-check, then run the test suite. Extra arguments go to pytest,
+# e.g. -m "not slow".
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$repo/scripts/setup.sh"
 export KEDRO_DISABLE_TELEMETRY=true DO_NOT_TRACK=1
 cd "$repo"
+"$repo/.venv/bin/ruff" check airflow_kedro_mlflow tests benchmarks scripts examples
+"$repo/.venv/bin/mypy"
 exec "$repo/.venv/bin/python" -m pytest "$@"

@@ -40,6 +40,22 @@ os.environ.update(
 )
 
 
+def _own_deprecations_are_errors() -> str:
+    """``PYTHONWARNINGS`` that turns DeprecationWarnings raised from this package's modules into
+    errors in every subprocess of the tests (exports, DAG runs, Airflow components), as
+    ``filterwarnings`` in setup.cfg does in the test process. (An entry names one module exactly.)"""
+    package = REPO / "airflow_kedro_mlflow"
+    modules = sorted(
+        ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+        for path in package.rglob("*.py")
+    )
+    own = [f"error::DeprecationWarning:{module}" for module in modules]
+    return ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), *own]))
+
+
+os.environ["PYTHONWARNINGS"] = _own_deprecations_are_errors()
+
+
 @dataclass(repr=False)
 class DagRunResult:
     run_id: str

@@ -7,7 +7,6 @@ import re
 from pathlib import PurePosixPath
 
 import yaml
-
 from conftest import REPO
 
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yaml").read_text())
@@ -86,3 +85,15 @@ def test_no_secret_is_written_inline_and_every_reference_is_documented():
     assert ".env" in (REPO / ".gitignore").read_text().split()
     assert "docker/Dockerfile" == SERVICES["airflow-scheduler"]["build"]["dockerfile"]
     assert (REPO / "docker" / "Dockerfile").is_file()
+
+
+def test_workers_preload_the_mounted_project_as_the_integration_deployment_does():
+    env = _environment(SERVICES["airflow-worker"])
+    assert env["AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"] == (
+        "airflow_kedro_mlflow.celery_config.CELERY_CONFIG")
+    volumes = dict(v.split(":")[1::-1] for v in SERVICES["airflow-worker"]["volumes"]
+                   if v.startswith("./"))
+    for project in env["AIRFLOW__KEDRO_MLFLOW__PRELOAD_PROJECTS"].split(","):
+        mount = next(c for c in volumes if PurePosixPath(project).is_relative_to(c))
+        host = REPO / volumes[mount] / PurePosixPath(project).relative_to(mount)
+        assert (host / "pyproject.toml").is_file(), project

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import REPO, copy_example, run_dag, run_kedro
 
 from airflow_kedro_mlflow.dagbag import load_dagbag
-from conftest import REPO, copy_example, run_dag, run_kedro
 
 COMMITTED_DAG = REPO / "dags" / "wine_classifier.py"
 NODE_TASKS = {

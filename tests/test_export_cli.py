@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
-
-from airflow_kedro_mlflow.dagbag import load_dagbag
 from conftest import copy_example, run_kedro
 from kedro_projects import RELAY_CATALOG, RELAY_NODES, relay_project, write_project
+
+from airflow_kedro_mlflow.dagbag import load_dagbag
 
 COLLIDING_REGISTRY = '''
 from kedro.pipeline import Pipeline, node

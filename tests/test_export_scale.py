@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from benchmarks.synthetic import write_synthetic_project
 from conftest import run_kedro
 from test_export_cli import _load
+
+from benchmarks.synthetic import write_synthetic_project
 
 
 def test_5000_node_pipeline_exports_edge_for_edge(tmp_path):

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from airflow_cluster import AirflowCluster, airflow_cluster
 from conftest import REPO, copy_example, run_kedro, running_mlflow_server
 

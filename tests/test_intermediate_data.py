@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from airflow_kedro_mlflow.runtime.intermediate import END_RECORD
 from conftest import run_dag, run_kedro
 from kedro_projects import relay_project
+
+from airflow_kedro_mlflow.runtime.intermediate import END_RECORD
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import run_dag, run_kedro
 from kedro_projects import write_project
 

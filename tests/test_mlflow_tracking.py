@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import copy_example, run_dag, run_kedro, with_kedro_mlflow
 from kedro_projects import kedro_mlflow_project, relay_project
 
@@ -146,6 +145,37 @@ def test_grouped_example_runs_green_with_a_child_per_node(airflow_db, mlflow_ser
     model = _client(mlflow_server).get_logged_model(model_id)
     train = next(c for c in children if c.data.tags["kedro.node"] == "random_forest.train_model")
     assert model.tags["airflow_kedro_mlflow.node_run_id"] == train.info.run_id
+
+
+@pytest.mark.parametrize("env", [False], indirect=True, ids=["without-kedro-mlflow"])
+def test_retried_group_reruns_every_node_with_a_child_per_node_and_try(
+        airflow_db, mlflow_server, workspace, tmp_path, env):
+    # `summary` in memory too: the four nodes are one memory group, whose last node fails once
+    catalog = {"report": {"type": "json.JSONDataset", "filepath": "data/report.json"}}
+    project = relay_project(workspace, package="relay_grouped", catalog=catalog)
+    experiment = f"grouped-{uuid.uuid4().hex[:8]}"
+    _server_env(project, mlflow_server, experiment, airflow={
+        "default": {"retries": 1, "retry_delay": "1s", "group_by": "memory"}})
+    _export(project, workspace / "dags", env)
+    result = run_dag(workspace / "dags" / "relay_grouped.py", "relay_grouped",
+                     conf={"fail_once_marker": str(tmp_path / "failed-once")}, env=env)
+    assert result.state == "success", result
+    assert set(result.tasks) == {"kedro_run_start", "make_numbers_split_parity_summarize_report",
+                                 "kedro_run_end"}, result.tasks
+
+    (parent,), children = _runs(mlflow_server, experiment)
+    assert parent.info.status == "FINISHED"
+    tries = {}
+    for child in children:
+        tries.setdefault(child.data.tags["airflow.try_number"], {})[
+            child.data.tags["kedro.node"]] = child.info.status
+    assert tries == {  # the retry ran the whole group again, each node in a child of its own
+        "1": {"make_numbers": "FINISHED", "split_parity": "FINISHED", "summarize": "FINISHED",
+              "report": "FAILED"},
+        "2": {"make_numbers": "FINISHED", "split_parity": "FINISHED", "summarize": "FINISHED",
+              "report": "FINISHED"},
+    }
+    assert (project / "data" / "report.json").read_text().count('"count": 10') == 1
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import uuid
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import copy_example, run_dag, run_kedro
 from kedro_projects import relay_project
 
@@ -51,7 +50,8 @@ def retraining(mlflow_server, workspace):
 def _parent(client, experiment: str, run_id: str):
     experiment_id = client.get_experiment_by_name(experiment).experiment_id
     (parent,) = client.search_runs(
-        [experiment_id], f"tags.`airflow.run_id` = '{run_id}' and tags.`airflow_kedro_mlflow.role` = 'parent'")
+        [experiment_id],
+        f"tags.`airflow.run_id` = '{run_id}' and tags.`airflow_kedro_mlflow.role` = 'parent'")
     return parent
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from kedro.io import DatasetError, Version
@@ -13,7 +13,7 @@ from airflow_kedro_mlflow.runtime.credentials import is_locator
 from airflow_kedro_mlflow.runtime.owned_outputs import clear_own_version
 from airflow_kedro_mlflow.runtime.tracking import TAG_CLEAR_NUMBER, TAG_RUN_STARTED, same_dag_run
 
-STARTED = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
+STARTED = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 
 def _run(clear_number: int = 0, start: datetime = STARTED) -> RunIdentity:

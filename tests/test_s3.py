@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from airflow_kedro_mlflow.ids import storage_key
 from conftest import AIRFLOW_HOME, copy_example, run_dag, run_kedro
 from secret_scan import assert_nowhere, file_contents, mlflow_runs
+
+from airflow_kedro_mlflow.ids import storage_key
 
 pytestmark = pytest.mark.slow
 BUCKET = "wine-classifier"

@@ -8,12 +8,12 @@ import uuid
 from datetime import datetime
 
 import pytest
-
 from airflow_cluster import AirflowCluster, airflow_cluster
-from airflow_kedro_mlflow.ids import storage_key
 from conftest import copy_example, run_kedro, running_mlflow_server
 from kedro_projects import relay_project
 from secret_scan import assert_nowhere, file_contents, mlflow_runs
+
+from airflow_kedro_mlflow.ids import storage_key
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 BUCKET = "wine-classifier"

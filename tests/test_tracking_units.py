@@ -7,9 +7,9 @@ import sys
 import textwrap
 
 import pytest
+from conftest import free_port
 
 from airflow_kedro_mlflow.runtime.mlflow_rest import RestTrackingClient, TrackingError, tracking_client
-from conftest import free_port
 
 
 def test_http_tracking_uri_gets_the_light_client_others_mlflows():

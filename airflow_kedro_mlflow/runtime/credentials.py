@@ -2,10 +2,10 @@
 
 Kedro's config loader reads ``conf/<env>/credentials.yml`` (with ``${oc.env:...}``) in the task
 process only; DAG files, XCom and MLflow never see a value. Every secret value of the file is
-registered with Airflow's secret masker before anything else can log it; values that only locate a
-service (endpoint URLs, regions, buckets) stay readable, so an outage names what is down. Consumers (the MLflow client, the
-intermediate store) name an entry; a missing entry is an error that names the entry and the file
-and key that referenced it, never a value.
+registered with Airflow's secret masker before anything else can log it; values that only locate
+a service (endpoint URLs, regions, buckets) stay readable, so an outage names what is down.
+Consumers (the MLflow client, the intermediate store) name an entry; a missing entry is an error
+that names the entry and the file and key that referenced it, never a value.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import subprocess
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +138,7 @@ def finish_run(
     tracker = runtime.tracker
     if tracker is not None:
         duration = (
-            (datetime.now(timezone.utc) - run.start_date).total_seconds() if run.start_date else None
+            (datetime.now(UTC) - run.start_date).total_seconds() if run.start_date else None
         )
         parent = tracker.finish_parent(
             run, parent_run_id, failed or unsuccessful, bool(unsuccessful), duration

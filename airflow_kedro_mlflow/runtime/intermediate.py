@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import pickle
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,6 @@ from kedro.io import AbstractDataset, DatasetError
 from airflow_kedro_mlflow.config import PipelineSettings
 from airflow_kedro_mlflow.ids import storage_key
 from airflow_kedro_mlflow.run_identity import RunIdentity
-
 
 END_RECORD = "_dag_run_end.json"
 
@@ -72,7 +71,7 @@ class IntermediateStore:
     def dataset(self, dataset_name: str) -> IntermediateDataset:
         return IntermediateDataset(self, dataset_name)
 
-    def list(self) -> list[str]:
+    def files(self) -> list[str]:
         """The dataset files this run holds (empty when the run's prefix does not exist)."""
         if not self.fs.exists(self.prefix):
             return []
@@ -87,7 +86,7 @@ class IntermediateStore:
         """Note, beside the data kept after a failure, when the run ended and which steps failed:
         what ``kedro airflow clean-intermediate`` goes by to remove finished runs' data."""
         self.fs.makedirs(self.prefix, exist_ok=True)
-        record = {"ended_at": datetime.now(timezone.utc).isoformat(), "unsuccessful": unsuccessful,
+        record = {"ended_at": datetime.now(UTC).isoformat(), "unsuccessful": unsuccessful,
                   "dag_id": self.run.dag_id, "run_id": self.run.run_id}
         with self.fs.open(f"{self.prefix}/{END_RECORD}", "w") as stream:
             stream.write(json.dumps(record))

@@ -42,7 +42,7 @@ def infer_copy_mode_without_imports() -> None:
             return "assign" if type(data).__name__ == "DataFrame" else "deepcopy"
         return original(data)
 
-    memory_dataset._infer_copy_mode = infer_copy_mode
+    memory_dataset._infer_copy_mode = infer_copy_mode  # type: ignore[assignment]
 
 
 class _FramesWithoutSource:
@@ -79,12 +79,12 @@ def settings_loaded_without_reading_source() -> Iterator[None]:
             modules.append(importlib.import_module(name))
     patched = [m for m in modules if getattr(m, "inspect", None) is inspect]
     for module in patched:
-        module.inspect = _FramesWithoutSource(inspect)
+        setattr(module, "inspect", _FramesWithoutSource(inspect))  # noqa: B010
     try:
         yield
     finally:
         for module in patched:
-            module.inspect = inspect
+            setattr(module, "inspect", inspect)  # noqa: B010
 
 
 _DYNACONF_INSPECTORS = ("dynaconf.loaders.py_loader", "dynaconf.utils.files")

@@ -204,7 +204,8 @@ class RestTrackingClient:
             elif os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH"):
                 verify = os.environ["MLFLOW_TRACKING_SERVER_CERT_PATH"]
             auth = None
-            user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
+            user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+            password = os.environ.get("MLFLOW_TRACKING_PASSWORD")
             if user and password:
                 auth = httpx.BasicAuth(user, password)
             headers = {}

@@ -34,13 +34,14 @@ class ModelUriHandoffHooks:
     @hook_impl
     def after_catalog_created(self, catalog: Any) -> None:
         self._catalog = catalog
-        for path in self._store.list():
+        for path in self._store.files():
             if not path.endswith(SUFFIX):
                 continue
             with self._store.fs.open(path, "r") as stream:
                 name, uri = stream.read().split("\n", 1)
             dataset = catalog.get(name) if name in catalog else None
-            if _tracks_models(dataset) and getattr(dataset, "_user_defined_model_uri", None) is None:
+            if (dataset is not None and _tracks_models(dataset)
+                    and getattr(dataset, "_user_defined_model_uri", None) is None):
                 dataset._last_saved_model_uri = uri
                 log.info("Dataset '%s' loads the model logged upstream: %s", name, uri)
 

@@ -105,7 +105,7 @@ def decide(tracker: Tracker, parent_run_id: str, gate: PromotionSettings) -> Pro
         # An earlier attempt of this same DAG run (before a clear) holds the alias: judge this
         # attempt against the champion it replaced, as if the earlier attempt had not happened.
         champion = _model_version(client, gate, holder.tags.get(TAG_PREFIX + "champion_version"))
-    common = {
+    common: dict[str, Any] = {
         "registered_model": gate.registered_model,
         "version": str(version.version),
         "alias": gate.alias,

@@ -2,13 +2,13 @@
 
 The parent is created by the start task and found again by its tags (DAG id + run id, and the
 DAG run's clear number and start date), so a retried start task and a cleared DAG run reuse it,
-while a run recreated under the id of a deleted one gets its own. While a node runs, the parent is the *active* run: whatever the
-node logs through MLflow's fluent API, or through kedro-mlflow's hook and datasets (which reuse an
-active run and then never end it), lands on the parent, where runs are compared. The child run of
-the try records the node itself: its ``params:`` inputs, duration, outcome and links. Only the end
-task sets the parent's final status: a node task makes the parent active and detaches it again
-without a status write (MLflow's resume and ``end_run`` would write one, and its atexit handler
-would mark a run still active at exit FINISHED).
+while a run recreated under the id of a deleted one gets its own. While a node runs, the parent
+is the *active* run: whatever the node logs through MLflow's fluent API, or through kedro-mlflow's
+hook and datasets (which reuse an active run and then never end it), lands on the parent, where
+runs are compared. The child run of the try records the node itself: its ``params:`` inputs,
+duration, outcome and links. Only the end task sets the parent's final status: a node task makes
+the parent active and detaches it again without a status write (MLflow's resume and ``end_run``
+would write one, and its atexit handler would mark a run still active at exit FINISHED).
 """
 
 from __future__ import annotations
@@ -113,6 +113,11 @@ class Tracker:
 
     settings: MlflowSettings
 
+    @property
+    def tracking_uri(self) -> str:
+        """The tracking URI (set whenever tracking is on: ``settings_from_dict`` requires one)."""
+        return self.settings.tracking_uri or ""
+
     @classmethod
     def open(
         cls,
@@ -127,30 +132,31 @@ class Tracker:
             log.info("MLflow tracking is off for pipeline '%s' (%s)", project.pipeline, settings.source)
             return None
         export_credentials(settings, credentials)
+        tracker = cls(settings)
         # MLflow reads these when (if) the node's code imports it; set_*_uri only if it already
         # has, since an explicit setting wins over the environment.
-        os.environ["MLFLOW_TRACKING_URI"] = settings.tracking_uri
+        os.environ["MLFLOW_TRACKING_URI"] = tracker.tracking_uri
         if settings.registry_uri:
             os.environ["MLFLOW_REGISTRY_URI"] = settings.registry_uri
         if "mlflow" in sys.modules:  # imported already (by a worker's preload, say)
             import mlflow
 
             # set_tracking_uri also resets MLflow's tracing: only when it would change anything
-            if mlflow.get_tracking_uri() != settings.tracking_uri:
-                mlflow.set_tracking_uri(settings.tracking_uri)
+            if mlflow.get_tracking_uri() != tracker.tracking_uri:
+                mlflow.set_tracking_uri(tracker.tracking_uri)
             if settings.registry_uri and mlflow.get_registry_uri() != settings.registry_uri:
                 mlflow.set_registry_uri(settings.registry_uri)
-        return cls(settings)
+        return tracker
 
     @cached_property
     def client(self) -> Any:
-        return tracking_client(self.settings.tracking_uri, self.settings.registry_uri)
+        return tracking_client(self.tracking_uri, self.settings.registry_uri)
 
     @cached_property
     def mlflow_client(self) -> Any:
         from mlflow.tracking import MlflowClient
 
-        return MlflowClient(self.settings.tracking_uri, self.settings.registry_uri)
+        return MlflowClient(self.tracking_uri, self.settings.registry_uri)
 
     def experiment_id(self) -> str:
         client = self.client

@@ -89,21 +89,29 @@ class KedroNodeOperator(_KedroProjectOperator):
         )
         ti = context["ti"]
         parent_run_id = ti.xcom_pull(task_ids=START_TASK_ID, key=PARENT_XCOM_KEY)
+        linked = []
 
         def push_link(run_id: str, url: str | None) -> None:
             ti.xcom_push(key=RUN_URL_XCOM_KEY, value=url)
+            linked.append(url)
 
-        run_node(
-            self.project,
-            task,
-            _run_identity(context),
-            run_params(context),
-            parent_run_id=parent_run_id,
-            experiment_id=(
-                ti.xcom_pull(task_ids=START_TASK_ID, key=EXPERIMENT_XCOM_KEY) if parent_run_id else None
-            ),
-            on_tracked=push_link,
-        )
+        try:
+            run_node(
+                self.project,
+                task,
+                _run_identity(context),
+                run_params(context, self.dag),
+                parent_run_id=parent_run_id,
+                experiment_id=(
+                    ti.xcom_pull(task_ids=START_TASK_ID, key=EXPERIMENT_XCOM_KEY)
+                    if parent_run_id
+                    else None
+                ),
+                on_tracked=push_link,
+            )
+        finally:
+            if not linked:  # untracked: the link reads "no run", not a missing XCom (an error line)
+                ti.xcom_push(key=RUN_URL_XCOM_KEY, value=None)
 
 
 def _run_identity(context: Any) -> Any:
@@ -134,12 +142,14 @@ def _dag_run_state(ti: Any, dag_id: str) -> Any:
     return state
 
 
-def run_params(context: Any) -> dict[str, Any]:
-    """The DAG run's conf, which tasks pass to Kedro as runtime parameters (like ``--params``)."""
-    conf = getattr(context["dag_run"], "conf", None) or {}
-    if not isinstance(conf, dict):
-        raise TypeError(f"DAG run conf must be a JSON object of Kedro parameters, got {conf!r}")
-    return conf
+def run_params(context: Any, dag: Any) -> dict[str, Any]:
+    """What the DAG run's conf changes of the DAG's ``params``: the runtime parameters tasks
+    pass to Kedro (like ``kedro run --params``), see ``run_conf``."""
+    from airflow_kedro_mlflow.run_conf import conf_of, overrides
+
+    params: Any = getattr(dag, "params", None)
+    defaults = {key: params.get_param(key).value for key in params} if params else {}
+    return overrides(conf_of(context["dag_run"]), defaults)
 
 
 class KedroRunStartOperator(_KedroProjectOperator):
@@ -156,12 +166,15 @@ class KedroRunStartOperator(_KedroProjectOperator):
 
         run = _run_identity(context)
         tracked = start_run(
-            self.project, run, run_params(context), _dag_run_state(context["ti"], run.dag_id)
+            self.project, run, run_params(context, self.dag),
+            _dag_run_state(context["ti"], run.dag_id),
         )
-        if tracked is not None:
-            context["ti"].xcom_push(key=PARENT_XCOM_KEY, value=tracked.run_id)
-            context["ti"].xcom_push(key=EXPERIMENT_XCOM_KEY, value=tracked.experiment_id)
-            context["ti"].xcom_push(key=RUN_URL_XCOM_KEY, value=tracked.url)
+        # Pushed untracked too (as None): the other tasks then read "no run", not a missing XCom,
+        # which Airflow logs as an error in every task.
+        ti = context["ti"]
+        ti.xcom_push(key=PARENT_XCOM_KEY, value=tracked.run_id if tracked else None)
+        ti.xcom_push(key=EXPERIMENT_XCOM_KEY, value=tracked.experiment_id if tracked else None)
+        ti.xcom_push(key=RUN_URL_XCOM_KEY, value=tracked.url if tracked else None)
 
 
 class KedroPromoteModelOperator(_KedroProjectOperator):
@@ -260,5 +273,4 @@ class KedroRunEndOperator(_KedroProjectOperator):
             {step: run_states.get(task_id) for task_id, step in steps.items()},
             parent_run_id=ti.xcom_pull(task_ids=START_TASK_ID, key=PARENT_XCOM_KEY),
         )
-        if tracked is not None:
-            context["ti"].xcom_push(key=RUN_URL_XCOM_KEY, value=tracked.url)
+        ti.xcom_push(key=RUN_URL_XCOM_KEY, value=tracked.url if tracked else None)

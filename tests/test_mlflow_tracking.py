@@ -284,6 +284,10 @@ def test_kedro_mlflow_project_logs_into_the_shared_run(airflow_db, mlflow_server
 
     (parent,), children = _runs(mlflow_server, experiment)
     assert parent.info.status == "FINISHED"
+    # kedro-mlflow's tags describe the DAG run (the pipeline), not the last node task's session
+    assert parent.data.tags["kedro_command"] == "kedro run --pipeline=__default__"
+    assert "node_names" not in parent.data.tags
+    assert parent.data.tags["kedro.env"] == "server"
     assert sorted(c.data.tags["kedro.node"] for c in children) == ["fit", "score"]
     assert {c.info.status for c in children} == {"FINISHED"}
     (slope,) = [value for key, value in parent.data.metrics.items() if key.endswith("slope")]

@@ -12,8 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from airflow_kedro_mlflow.errors import AirflowKedroError, ProjectOpenError
-from airflow_kedro_mlflow.kedro_project import create_session
+from airflow_kedro_mlflow.kedro_project import (
+    config_loader,
+    create_session,
+    describe_sources,
+    read_config,
+)
 from airflow_kedro_mlflow.project_ref import KedroProject
+from airflow_kedro_mlflow.run_conf import check_known
 from airflow_kedro_mlflow.run_identity import RunIdentity
 from airflow_kedro_mlflow.runtime.task_runtime import TaskRuntime
 
@@ -47,6 +53,12 @@ def start_run(
     task close parents of runs that ended without closing theirs.
     """
     runtime = TaskRuntime.open(project, run, runtime_params)
+    if runtime_params:
+        check_known(
+            runtime_params,
+            project_parameters(runtime),
+            f"Kedro project '{project.package_name}' (env {project.env or 'default'})",
+        )
     project_path, store = runtime.path, runtime.store
     log.info(
         "DAG run %s of Kedro project %s: save version %s, intermediate store %s",
@@ -63,13 +75,22 @@ def start_run(
         open_project(runtime, runtime_params)
         return None
     parent = tracker.ensure_parent(
-        run, parent_tags(project, project_path, runtime.metadata, run), runtime.parameters
+        run, parent_tags(runtime), runtime.parameters
     )
     if dag_run_state is not None:
         tracker.close_stale_parents(run, dag_run_state)
     with tracker.activated(parent):
         open_project(runtime, runtime_params)
     return TrackedRun(parent.info.run_id, tracker.run_url(parent), parent.info.experiment_id)
+
+
+def project_parameters(runtime: TaskRuntime) -> dict[str, Any]:
+    """The project's own parameters, without the DAG run's conf merged in."""
+    project = runtime.project
+    loader = config_loader(runtime.path, project.env, project.conf_source)
+    source = describe_sources(runtime.conf_root, project.env, "parameters")
+    return read_config(loader, "parameters", ["parameters*", "parameters*/**", "**/parameters*"],
+                       source) or {}
 
 
 def open_project(runtime: TaskRuntime, runtime_params: dict[str, Any] | None) -> None:
@@ -141,7 +162,8 @@ def finish_run(
             (datetime.now(UTC) - run.start_date).total_seconds() if run.start_date else None
         )
         parent = tracker.finish_parent(
-            run, parent_run_id, failed or unsuccessful, bool(unsuccessful), duration
+            run, parent_run_id, failed or unsuccessful, bool(unsuccessful), duration,
+            pipeline=project.pipeline,
         )
         if parent is not None:
             tracked = TrackedRun(parent.info.run_id, tracker.run_url(parent))
@@ -161,10 +183,11 @@ def finish_run(
     return unsuccessful, tracked
 
 
-def parent_tags(
-    project: KedroProject, project_path: Path, metadata: Any, run: RunIdentity
-) -> dict[str, str]:
+def parent_tags(runtime: TaskRuntime) -> dict[str, str]:
     """Who ran: the Airflow DAG run and the Kedro project, as MLflow tags on the parent run."""
+    project, project_path, metadata, run = runtime.project, runtime.path, runtime.metadata, runtime.run
+    loader = runtime.loader
+    env = project.env or getattr(loader, "env", None) or getattr(loader, "default_run_env", "")
     tags = {
         "airflow.run_after": run.run_after.isoformat(),
         "airflow.logical_date": run.logical_date.isoformat() if run.logical_date else "",
@@ -173,7 +196,7 @@ def parent_tags(
         "kedro.project": metadata.project_name,
         "kedro.package": metadata.package_name,
         "kedro.pipeline": project.pipeline,
-        "kedro.env": project.env or "",
+        "kedro.env": env or "",  # the env the tasks ran with: Kedro's default run env if none
         "kedro.save_version": run.save_version,
         "kedro.package_version": _package_version(metadata.package_name),
         "kedro.git_sha": _git_sha(project_path),

@@ -63,6 +63,9 @@ TAG_CLEAR_NUMBER = "airflow.clear_number"
 TAG_RUN_STARTED = "airflow.dag_run_start_date"
 TAG_SUPERSEDED = "airflow_kedro_mlflow.superseded"
 TAG_CLOSED_BY = "airflow_kedro_mlflow.closed_by"
+KEDRO_MLFLOW_COMMAND = "kedro_command"
+KEDRO_MLFLOW_NODE_NAMES = "node_names"
+"""Tags kedro-mlflow's hook sets on the active run at each ``session.run``."""
 MLFLOW_RUN_CONTEXT = "MLFLOW_RUN_CONTEXT"
 """MLflow adds the tags of this JSON to every run and logged model created by its fluent API."""
 MAX_PARAM_LENGTH = 6000
@@ -437,12 +440,17 @@ class Tracker:
         failed_nodes: list[str],
         failed: bool,
         duration_s: float | None,
+        pipeline: str = "__default__",
     ) -> Any | None:
         """Set the parent's final status from the nodes' outcomes; close leftover children.
 
         ``parent_id`` is the parent the start task opened; without one (the start task failed
         after it created the parent) the DAG run's parent is looked up. ``failed_nodes`` are
         the steps to name in the ``kedro.failed_nodes`` tag.
+
+        kedro-mlflow's hook tags the active run, the parent, in every node task with that task's
+        ``kedro run --node=...`` command and node names; the parent then says what the DAG run
+        was, as kedro-mlflow tags a ``kedro run`` of the whole pipeline.
         """
         client = self.client
         if parent_id is not None:
@@ -460,12 +468,17 @@ class Tracker:
             filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}' and attributes.status = 'RUNNING'",
         ):
             client.set_terminated(child.info.run_id, status="KILLED")
-        if duration_s is not None:
-            client.log_batch(parent_id, metrics={"dag_run_duration_s": round(duration_s, 3)})
-        if failed_nodes:
-            client.set_tag(parent_id, TAG_FAILED_NODES, ",".join(failed_nodes))
-        elif TAG_FAILED_NODES in parent.data.tags:  # an earlier attempt failed; this one did not
-            client.delete_tag(parent_id, TAG_FAILED_NODES)
+        tags = {TAG_FAILED_NODES: ",".join(failed_nodes)} if failed_nodes else {}
+        stale = [] if failed_nodes else [TAG_FAILED_NODES]  # an earlier attempt failed; this did not
+        if KEDRO_MLFLOW_COMMAND in parent.data.tags:
+            tags[KEDRO_MLFLOW_COMMAND] = f"kedro run --pipeline={pipeline}"
+            stale.append(KEDRO_MLFLOW_NODE_NAMES)
+        metrics = {"dag_run_duration_s": round(duration_s, 3)} if duration_s is not None else {}
+        if tags or metrics:
+            client.log_batch(parent_id, tags=tags, metrics=metrics)
+        for key in stale:
+            if key in parent.data.tags:
+                client.delete_tag(parent_id, key)
         client.set_terminated(parent_id, status="FAILED" if failed else "FINISHED")
         return client.get_run(parent_id)
 

@@ -6,6 +6,7 @@ renderer, the DAG file, the operators' wiring) works from the manifest alone.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ def compile_project(
             f"(registered: {', '.join(sorted(registered)) or 'none'})"
         )
     conf_root = conf_source_path(project_path, conf_source)
+    parameters = dict(context.params)
     compiled = []
     for name in names:
         settings = airflow_config.load_pipeline_settings(
@@ -72,6 +74,7 @@ def compile_project(
             env=env,
             dag_id=configured_dag_id(settings, metadata.package_name, name),
             group_by=group_by or settings.group_by,
+            parameters=parameters,
         )
         compiled.append(CompiledPipeline(manifest, settings))
     return compiled
@@ -94,8 +97,10 @@ def compile_pipeline(
     env: str | None,
     dag_id: str | None = None,
     group_by: str | None = None,
+    parameters: dict[str, Any] | None = None,
 ) -> Manifest:
-    """Describe one Kedro ``Pipeline`` with the datasets its ``catalog`` (a resolver) declares."""
+    """Describe one Kedro ``Pipeline`` with the datasets its ``catalog`` (a resolver) declares
+    and the ``parameters`` (the project's, of the exported env) its nodes read."""
     if not pipeline.nodes:
         raise ExportError(f"pipeline '{pipeline_name}' of '{package_name}' has no nodes")
     dependencies = pipeline.node_dependencies
@@ -127,6 +132,23 @@ def compile_pipeline(
         nodes=tuple(nodes),
         datasets=datasets,
         grouped_tasks=tasks,
+        parameters=pipeline_parameters(pipeline, parameters or {}),
+    )
+
+
+def pipeline_parameters(pipeline: Any, parameters: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """The top-level parameters the pipeline's nodes read (``params:<name>...``, or all of them
+    for a node that reads ``parameters``), with their values as JSON data: what a DAG run's
+    conf may override, so what the trigger form offers."""
+    inputs = {i for node in pipeline.nodes for i in node.inputs}
+    if "parameters" in inputs:
+        wanted = set(parameters)
+    else:
+        wanted = {i.removeprefix("params:").split(".")[0] for i in inputs if i.startswith("params:")}
+    return tuple(
+        (name, json.loads(json.dumps(parameters[name], default=str)))
+        for name in sorted(wanted)
+        if name in parameters
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Literal
+from typing import Any, Literal
 
 DatasetKind = Literal["parameter", "persisted", "memory"]
 
@@ -114,6 +114,8 @@ class Manifest:
     datasets: dict[str, DatasetSpec] = field(default_factory=dict)
     grouped_tasks: tuple[TaskSpec, ...] = ()
     """The tasks when nodes are grouped (``--group-by``); empty: one task per node."""
+    parameters: tuple[tuple[str, Any], ...] = ()
+    """(name, value) of the top-level parameters the nodes read, values as JSON data."""
 
     @cached_property
     def tasks(self) -> tuple[TaskSpec, ...]:

@@ -32,7 +32,7 @@ def render_dag(
         "from __future__ import annotations",
         "",
         *_datetime_import(settings),
-        f"from airflow.sdk import {'Asset, ' if _uses_assets(manifest, settings) else ''}DAG, TaskGroup",
+        f"from airflow.sdk import {_sdk_imports(manifest, settings)}",
         "",
         "from airflow_kedro_mlflow.operators import (",
         "    KedroNodeOperator,",
@@ -60,6 +60,7 @@ def render_dag(
             else []
         ),
         f"    tags={['kedro', manifest.package_name, *settings.tags]!r},",
+        *_render_params(manifest),
         "    doc_md=__doc__,",
         ") as dag:",
         f"    start = KedroRunStartOperator(task_id={START_TASK_ID!r}, project=PROJECT)",
@@ -172,6 +173,38 @@ def _node_doc(node: NodeSpec) -> str:
         f"- outputs: {listing(node.outputs)}"
         + (f"\n- tags: {listing(node.tags)}" if node.tags else "")
     )
+
+
+def _sdk_imports(manifest: Manifest, settings: PipelineSettings) -> str:
+    names = ["DAG", "TaskGroup"]
+    if _uses_assets(manifest, settings):
+        names.append("Asset")
+    if manifest.parameters:
+        names.append("Param")
+    return ", ".join(sorted(names))
+
+
+# JSON schema types of parameter values, for the trigger form (bool before int: bool is an int)
+_PARAM_TYPES = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"),
+                (list, "array"), (dict, "object"))
+
+
+def _render_params(manifest: Manifest) -> list[str]:
+    """``params=``: each top-level parameter the nodes read, typed by its value, so the trigger
+    form shows it (a DAG run's conf is passed to Kedro as runtime parameters)."""
+    if not manifest.parameters:
+        return []
+    lines = ["    params={"]
+    for name, value in manifest.parameters:
+        kind = next((k for t, k in _PARAM_TYPES if isinstance(value, t)), None)
+        typed = f", type={kind!r}" if kind else ""
+        lines.append(f"        {name!r}: Param({value!r}{typed}, description={_param_doc(name)!r}),")
+    lines.append("    },")
+    return lines
+
+
+def _param_doc(name: str) -> str:
+    return f"Kedro parameter `{name}`: a run's conf that changes it overrides it (`kedro run --params`)"
 
 
 def _uses_assets(manifest: Manifest, settings: PipelineSettings) -> bool:

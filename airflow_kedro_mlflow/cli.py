@@ -9,7 +9,11 @@ are added to kedro-airflow's.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import io
+import logging
+import warnings
+from collections.abc import Iterator, Sequence
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -18,7 +22,20 @@ import click
 
 from airflow_kedro_mlflow.errors import AirflowKedroError
 
-PIPELINE_HELP = "Pipeline to export; repeat for several. Default: __default__."
+PIPELINE_HELP = (
+    "Pipeline to export; repeat, or separate by commas, for several (-p a,b). Default: __default__."
+)
+TAGS_HELP = "Export only the nodes with one of these tags (repeat, or separate by commas)."
+PARAMS_HELP = (
+    "airflow.yml keys for this export, over the pipeline's block: key=value pairs separated by "
+    "commas (values in YAML: retries=3,catchup=true,tags=[nightly]; promotion.metric=x sets one "
+    "key of a mapping)."
+)
+
+
+def _split(values: tuple[str, ...]) -> list[str]:
+    """Repeated and comma-separated option values, as kedro-airflow takes them."""
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
 
 class _AirflowGroup(click.Group):
@@ -57,7 +74,7 @@ def airflow_commands() -> None:
 
 
 @airflow_commands.command(name="export")
-@click.option("-p", "--pipeline", "pipelines", multiple=True, help=PIPELINE_HELP)
+@click.option("-p", "--pipeline", "--pipelines", "pipelines", multiple=True, help=PIPELINE_HELP)
 @click.option("--all", "export_all", is_flag=True, help="Export every registered pipeline.")
 @click.option("-e", "--env", default=None, help="Kedro configuration env the DAGs run with.")
 @click.option(
@@ -65,7 +82,7 @@ def airflow_commands() -> None:
     "--target-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Folder the DAG files are written to. Default: dags/ next to the project.",
+    help="Folder the DAG files are written to. Default: the project's dags/ folder.",
 )
 @click.option("--conf-source", default=None, help="Kedro configuration folder, if not conf/.")
 @click.option("--check", is_flag=True, help="Load the result in an Airflow DagBag; fail on errors.")
@@ -76,6 +93,9 @@ def airflow_commands() -> None:
     help="Run several nodes in one task: those joined by in-memory data (memory), or those of one "
     "top-level namespace (namespace). Default: airflow.yml's group_by, else a task per node.",
 )
+@click.option("--tags", "tags", multiple=True, help=TAGS_HELP)
+@click.option("--params", "params", default="", help=PARAMS_HELP)
+@click.option("-v", "--verbose", is_flag=True, help="Show Kedro's own log lines and warnings.")
 @click.pass_obj
 def export(
     metadata: Any,
@@ -86,30 +106,60 @@ def export(
     conf_source: str | None,
     check: bool,
     group_by: str | None,
+    tags: tuple[str, ...],
+    params: str,
+    verbose: bool,
 ) -> None:
     """Write one Airflow DAG file per Kedro pipeline, one task per node (or group of nodes)."""
+    from airflow_kedro_mlflow.config import parse_overrides
     from airflow_kedro_mlflow.exporter import export_project, overlap_warnings
 
-    if export_all and pipelines:
+    names = _split(pipelines)
+    if export_all and names:
         raise click.UsageError("use either --pipeline or --all, not both")
     project_path = Path(metadata.project_path)
     target = target_dir or project_path / "dags"
     try:
-        exported = export_project(
-            project_path,
-            target,
-            pipeline_names=list(pipelines) or (None if export_all else ["__default__"]),
-            env=env,
-            conf_source=conf_source,
-            check=check,
-            group_by=group_by.lower() if group_by else None,
-        )
+        with _quiet(not verbose):
+            exported = export_project(
+                project_path,
+                target,
+                pipeline_names=names or (None if export_all else ["__default__"]),
+                env=env,
+                conf_source=conf_source,
+                check=check,
+                group_by=group_by.lower() if group_by else None,
+                tags=_split(tags),
+                overrides=parse_overrides(params),
+            )
     except AirflowKedroError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(format_report(exported))
+    if check:
+        found = ", ".join(f"{item.compiled.manifest.dag_id} ({item.checked_tasks} tasks)"
+                          for item in exported)
+        click.echo(f"Checked: Airflow's DagBag imports every DAG file with no error: {found}.")
     for item in exported:
         for warning in overlap_warnings(item.compiled):
             click.echo(f"Warning: {warning}", err=True)
+
+
+@contextlib.contextmanager
+def _quiet(enabled: bool) -> Iterator[None]:
+    """Keep Kedro's and Airflow's log lines and warnings (project loading, config resolvers,
+    the DagBag of ``--check``) out of the export's output, so what it prints is its result or
+    its one-line error. (Airflow logs through structlog, to the standard streams.)"""
+    if not enabled:
+        yield
+        return
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 @airflow_commands.command(name="clean-intermediate")

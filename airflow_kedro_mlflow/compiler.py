@@ -37,10 +37,14 @@ def compile_project(
     env: str | None = None,
     conf_source: str | None = None,
     group_by: str | None = None,
+    tags: list[str] | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> list[CompiledPipeline]:
     """Compile the named pipelines (default: every registered one) of a Kedro project.
 
-    ``group_by`` (``memory``, ``namespace``) overrides airflow.yml's ``group_by``."""
+    ``group_by`` (``memory``, ``namespace``) overrides airflow.yml's ``group_by``; ``tags``
+    keeps the nodes with one of them (``kedro run --tags``); ``overrides`` are airflow.yml keys
+    over the pipeline's block (``--params``)."""
     project_path = Path(project_path).resolve()
     metadata = bootstrap(project_path)
     from kedro.framework.project import pipelines
@@ -63,10 +67,17 @@ def compile_project(
     compiled = []
     for name in names:
         settings = airflow_config.load_pipeline_settings(
-            context.config_loader, conf_root, env, name
+            context.config_loader, conf_root, env, name, overrides
         )
+        pipeline = registered[name]
+        if tags:
+            pipeline = pipeline.only_nodes_with_tags(*tags)
+            if not pipeline.nodes:
+                raise ExportError(
+                    f"no node of pipeline '{name}' has tag {' or '.join(map(repr, tags))}"
+                )
         manifest = compile_pipeline(
-            registered[name],
+            pipeline,
             catalog=catalog,
             package_name=metadata.package_name,
             project_name=metadata.project_name,
@@ -122,6 +133,7 @@ def compile_pipeline(
         )
     _check_unique_task_ids(nodes, pipeline_name)
     datasets = {name: _dataset_spec(name, catalog) for name in sorted(pipeline.datasets())}
+    _check_inputs_exist(nodes, datasets, pipeline_name)
     tasks = grouped_tasks(nodes, datasets, group_by, pipeline_name) if group_by else ()
     return Manifest(
         package_name=package_name,
@@ -213,6 +225,24 @@ def _group_task_id(nodes: list[NodeSpec], group_by: str) -> tuple[tuple[str, ...
     if len(task_id) > MAX_ID_LENGTH:
         task_id = f"{task_id[: MAX_ID_LENGTH - 9]}_{short_hash(task_id)}"
     return (), task_id
+
+
+def _check_inputs_exist(
+    nodes: list[NodeSpec], datasets: dict[str, DatasetSpec], pipeline_name: str
+) -> None:
+    """An in-memory input that no node of the pipeline produces would fail its task at run time
+    (in ``kedro run`` too): it is an export error, naming the node and the dataset."""
+    produced = {output for node in nodes for output in node.outputs}
+    for node in nodes:
+        for name in node.inputs:
+            spec = datasets.get(name)
+            if spec is not None and spec.kind == "memory" and name not in produced:
+                raise ExportError(
+                    f"node '{node.name}' of pipeline '{pipeline_name}' reads '{name}', which is "
+                    "not in the catalog (so it lives in memory) and no node of the exported "
+                    "pipeline produces: add it to the catalog, or export the nodes that produce "
+                    "it (--tags)"
+                )
 
 
 def _check_acyclic(tasks: list[TaskSpec], pipeline_name: str, group_by: str) -> None:

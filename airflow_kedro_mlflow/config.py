@@ -279,46 +279,117 @@ assert {f for f, _ in _KEYS.values()} | {"schedule_assets"} == {
 
 
 def settings_from_dict(
-    config: Mapping[str, Any], pipeline_name: str, source: str
+    config: Mapping[str, Any],
+    pipeline_name: str,
+    source: str,
+    overrides: Mapping[str, Any] | None = None,
 ) -> PipelineSettings:
     """Merge the ``default`` block with ``pipeline_name``'s block and validate the result.
 
-    ``source`` names the file(s) in error messages.
+    ``source`` names the file(s) in error messages. ``overrides`` (``--params``) come last, a
+    dotted key setting one key of a mapping (``promotion.metric``).
     """
     if not isinstance(config, Mapping):
         raise ConfigError(f"{source}: expected a mapping of blocks, got {type(config).__name__}")
+    layers: list[tuple[str, str, Any]] = [
+        (source, name, config.get(name) or {}) for name in ("default", pipeline_name)
+    ]
+    if overrides:
+        effective: dict[str, Any] = {}
+        for _, _, block in layers:
+            if isinstance(block, Mapping):
+                effective.update(block)
+        layers.append(("--params", "", _dotted(overrides, effective)))
     values: dict[str, Any] = {}
-    for block_name in ("default", pipeline_name):
-        block = config.get(block_name) or {}
+    origins: dict[str, str] = {}
+    for origin, block_name, block in layers:
         if not isinstance(block, Mapping):
             raise ConfigError(
-                f"{source}: key '{block_name}' must be a mapping, got {type(block).__name__}"
+                f"{origin}: key '{block_name}' must be a mapping, got {type(block).__name__}"
             )
         for key, value in block.items():
-            where = f"{block_name}.{key}"
+            where = f"{block_name}.{key}" if block_name else str(key)
             if key in _IGNORED_KEYS:
                 continue
             if key not in _KEYS:
                 known = ", ".join(sorted(_KEYS))
-                raise ConfigError(f"{source}: unknown key '{where}' (known keys: {known})")
+                raise ConfigError(f"{origin}: unknown key '{where}' (known keys: {known})")
             field_name, parse = _KEYS[key]
+            origins[field_name] = f"{origin}: key '{where}'"
             try:
                 parsed = parse(value, where)
             except ValueError as exc:
-                raise ConfigError(f"{source}: key '{where}' {exc}") from None
+                raise ConfigError(f"{origin}: key '{where}' {exc}") from None
             if field_name == "schedule":  # a schedule is either a timetable or assets, not both
                 values["schedule"], values["schedule_assets"] = (
                     (None, parsed) if isinstance(parsed, tuple) else (parsed, ())
                 )
             else:
                 values[field_name] = parsed
+    if values.get("catchup") and values.get("start_date") is None:
+        raise ConfigError(f"{origins['catchup']} is true, which needs 'start_date' (from when to "
+                          "catch up)")
     return PipelineSettings(**values)
 
 
 def load_pipeline_settings(
-    config_loader: Any, conf_source: str | Path, env: str | None, pipeline_name: str
+    config_loader: Any,
+    conf_source: str | Path,
+    env: str | None,
+    pipeline_name: str,
+    overrides: Mapping[str, Any] | None = None,
 ) -> PipelineSettings:
     """Read ``airflow.yml`` through a Kedro config loader; defaults when the project has none."""
     source = describe_sources(conf_source, env, CONFIG_KEY)
     config = read_config(config_loader, CONFIG_KEY, CONFIG_PATTERNS, source)
-    return settings_from_dict(config or {}, pipeline_name, source)
+    return settings_from_dict(config or {}, pipeline_name, source, overrides)
+
+
+def parse_overrides(text: str) -> dict[str, Any]:
+    """``--params``: ``key=value`` pairs separated by commas (not inside brackets), each value
+    read as YAML (``3``, ``true``, ``[a, b]``, ``@daily``); ``key:value`` as Kedro's CLI takes it."""
+    import yaml
+
+    pairs: dict[str, Any] = {}
+    for item in _top_level_split(text):
+        separator = "=" if "=" in item else ":"
+        key, found, value = item.partition(separator)
+        if not found or not key.strip():
+            raise ConfigError(f"--params: '{item}' is not key=value")
+        try:
+            pairs[key.strip()] = yaml.safe_load(value.strip()) if value.strip() else None
+        except yaml.YAMLError:  # not YAML (a preset such as @daily): the text itself
+            pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def _top_level_split(text: str) -> list[str]:
+    items, depth, current = [], 0, ""
+    for char in text:
+        depth += {"[": 1, "{": 1, "]": -1, "}": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            items.append(current)
+            current = ""
+        else:
+            current += char
+    items.append(current)
+    return [item.strip() for item in items if item.strip()]
+
+
+def _dotted(overrides: Mapping[str, Any], effective: Mapping[str, Any]) -> dict[str, Any]:
+    """Overrides with dotted keys (``promotion.metric``) merged into the block's mapping."""
+    result: dict[str, Any] = {}
+    for key, value in overrides.items():
+        head, _, rest = str(key).partition(".")
+        if not rest:
+            result[head] = value
+            continue
+        base = result.get(head, effective.get(head))
+        merged = dict(base) if isinstance(base, Mapping) else {}
+        target = merged
+        parts = rest.split(".")
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+        target[parts[-1]] = value
+        result[head] = merged
+    return result

@@ -11,6 +11,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from airflow_kedro_mlflow.compiler import CompiledPipeline, compile_project
 from airflow_kedro_mlflow.dagbag import load_dagbag
@@ -23,6 +24,8 @@ class ExportedDag:
     compiled: CompiledPipeline
     path: Path
     changed: bool
+    checked_tasks: int | None = None
+    """With ``check``: how many tasks Airflow's DagBag found in the DAG."""
 
 
 def export_project(
@@ -33,10 +36,14 @@ def export_project(
     conf_source: str | None = None,
     check: bool = False,
     group_by: str | None = None,
+    tags: list[str] | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> list[ExportedDag]:
+    """``tags``: only nodes with one of them; ``overrides``: airflow.yml keys (``--params``)."""
     project_path = Path(project_path).resolve()
     target_dir = Path(target_dir).resolve()
-    compiled = compile_project(project_path, pipeline_names, env, conf_source, group_by)
+    compiled = compile_project(project_path, pipeline_names, env, conf_source, group_by, tags,
+                               overrides)
     _check_distinct_dag_ids(compiled)
     project_from_dags = os.path.relpath(project_path, target_dir)
     conf_from_project = _relative_conf_source(project_path, conf_source)
@@ -51,15 +58,16 @@ def export_project(
     with tempfile.TemporaryDirectory(prefix=".export-", dir=target_dir) as scratch:
         for name, (_, source) in sources.items():
             (Path(scratch) / name).write_text(source)
-        if check:
-            check_dag_files(Path(scratch), expected={i.manifest.dag_id for i in compiled})
+        checked = (check_dag_files(Path(scratch), expected={i.manifest.dag_id for i in compiled})
+                   if check else {})
         exported = []
         for name, (item, source) in sources.items():
             destination = target_dir / name
             changed = not destination.is_file() or destination.read_text() != source
             if changed:
                 os.replace(Path(scratch) / name, destination)
-            exported.append(ExportedDag(item, destination, changed))
+            exported.append(ExportedDag(item, destination, changed,
+                                        checked.get(item.manifest.dag_id)))
     return exported
 
 
@@ -79,8 +87,9 @@ def overlap_warnings(compiled: CompiledPipeline) -> list[str]:
     ]
 
 
-def check_dag_files(folder: Path, expected: set[str]) -> None:
-    """Load ``folder`` in a real Airflow DagBag; raise on any import error or missing DAG."""
+def check_dag_files(folder: Path, expected: set[str]) -> dict[str, int]:
+    """Load ``folder`` in a real Airflow DagBag; raise on any import error or missing DAG.
+    Returns the number of tasks of each DAG found."""
     bag = load_dagbag(folder)
     if bag.import_errors:
         path, error = next(iter(bag.import_errors.items()))
@@ -88,6 +97,7 @@ def check_dag_files(folder: Path, expected: set[str]) -> None:
     missing = expected - set(bag.dag_ids)
     if missing:
         raise ExportError(f"Airflow found no DAG '{sorted(missing)[0]}' in the exported files")
+    return {dag_id: len(dag.tasks) for dag_id, dag in bag.dags.items()}
 
 
 def _check_distinct_dag_ids(compiled: list[CompiledPipeline]) -> None:

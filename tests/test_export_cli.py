@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -252,3 +253,61 @@ def test_invalid_group_by_in_airflow_yml_names_file_and_key(tmp_path):
     result = run_kedro(project, "airflow", "export", "--target-dir", str(tmp_path / "dags"),
                        check=False)
     _assert_clean_failure(result, "airflow.yml", "default.group_by", "memory, namespace")
+
+
+def test_output_is_the_result_alone_and_check_says_what_it_checked(relay, tmp_path):
+    result = run_kedro(relay, "airflow", "export", "--target-dir", str(tmp_path / "dags"),
+                       "--check")
+    # Kedro's CLI logs which logging config it uses before any command runs; nothing else
+    output = re.split(r"as logging\s+configuration\.[ ]*\n", result.stdout + result.stderr)[-1]
+    assert output.splitlines()[0].split() == ["DAG", "file", "tasks", "edges", "status"], output
+    assert "Checked: Airflow's DagBag imports every DAG file with no error: relay_cli (6 tasks)." \
+        in result.stdout
+    assert "Kedro project" not in output and "INFO" not in output.upper()  # no log lines
+    assert "Filling up the DagBag" not in output  # Airflow's, during --check
+    verbose = run_kedro(relay, "airflow", "export", "--target-dir", str(tmp_path / "dags"), "-v",
+                        "--check")
+    assert "Filling up the DagBag" in verbose.stdout + verbose.stderr
+    failed = run_kedro(relay, "airflow", "export", "-p", "nope", "--target-dir",
+                       str(tmp_path / "dags"), check=False)
+    after_kedro = re.split(r"as logging\s+configuration\.[ ]*\n", failed.stdout)[-1]
+    assert after_kedro.strip() == "" and len(failed.stderr.strip().splitlines()) == 1, failed
+
+
+def test_comma_separated_pipelines_as_in_kedro_airflow(relay, tmp_path):
+    run_kedro(relay, "airflow", "export", "--pipelines", "relay,__default__",
+              "--target-dir", str(tmp_path / "dags"))
+    assert sorted(os.listdir(tmp_path / "dags")) == ["relay_cli.py", "relay_cli__relay.py"]
+
+
+def test_tags_export_only_the_tagged_nodes_and_name_inputs_nothing_produces(tmp_path):
+    catalog = {**RELAY_CATALOG,
+               "evens": {"type": "json.JSONDataset", "filepath": "data/evens.json"},
+               "odds": {"type": "json.JSONDataset", "filepath": "data/odds.json"}}
+    persisted = relay_project(tmp_path / "a", package="tagged", catalog=catalog)
+    run_kedro(persisted, "airflow", "export", "--tags", "heavy", "--target-dir",
+              str(tmp_path / "dags"))
+    dag = _load(tmp_path / "dags" / "tagged.py")
+    assert {t.task_id for t in dag.tasks} == {"kedro_run_start", "summarize", "kedro_run_end"}
+
+    in_memory = relay_project(tmp_path / "b", package="tagged_memory")  # evens, odds in memory
+    result = run_kedro(in_memory, "airflow", "export", "--tags", "heavy", "--target-dir",
+                       str(tmp_path / "dags"), check=False)
+    _assert_clean_failure(result, "node 'summarize'", "reads 'evens'", "no node of the exported")
+    result = run_kedro(persisted, "airflow", "export", "--tags", "nightly", "--target-dir",
+                       str(tmp_path / "dags"), check=False)
+    _assert_clean_failure(result, "no node of pipeline '__default__' has tag 'nightly'")
+
+
+def test_params_override_airflow_yml_keys_and_unknown_ones_are_named(tmp_path):
+    project = relay_project(tmp_path, package="overridden", extra_conf={"airflow.yml": {
+        "default": {"retries": 1, "tags": ["a"]}}})
+    run_kedro(project, "airflow", "export", "--params",
+              "retries=3,catchup=true,start_date=2026-01-01,tags=[nightly, ml],schedule=@daily",
+              "--target-dir", str(tmp_path / "dags"))
+    dag = _load(tmp_path / "dags" / "overridden.py")
+    assert dag.catchup is True and {"nightly", "ml"} <= set(dag.tags)
+    assert dag.get_task("report").retries == 3
+    result = run_kedro(project, "airflow", "export", "--params", "retriez=3",
+                       "--target-dir", str(tmp_path / "dags"), check=False)
+    _assert_clean_failure(result, "--params: unknown key 'retriez'")

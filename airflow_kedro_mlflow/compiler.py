@@ -67,7 +67,7 @@ def compile_project(
     compiled = []
     for name in names:
         settings = airflow_config.load_pipeline_settings(
-            context.config_loader, conf_root, env, name, overrides
+            context.config_loader, conf_root, env, name, overrides, sorted(registered)
         )
         pipeline = registered[name]
         if tags:

@@ -8,28 +8,39 @@ key, because users fix config by editing a file.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
-from datetime import UTC, date, datetime
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from airflow_kedro_mlflow.airflow_yml import (
+    GROUP_BY_CHOICES,
+    KNOWN_KEYS,
+    PROMOTION_DIRECTIONS,
+    parse_block,
+)
 from airflow_kedro_mlflow.errors import ConfigError
 from airflow_kedro_mlflow.kedro_project import describe_sources, read_config
 
 CONFIG_KEY = "airflow"
 CONFIG_PATTERNS = ["airflow*", "airflow/**"]
 DEFAULT_INTERMEDIATE_STORE = "data/airflow_intermediate"
-SCHEDULE_PRESETS = {
-    "@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly",
-    "@annually", "@midnight",
-}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$")
-_UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+__all__ = ["GROUP_BY_CHOICES", "PROMOTION_DIRECTIONS", "PipelineSettings", "PromotionSettings"]
 
 
-PROMOTION_DIRECTIONS = ("maximize", "minimize")
+@dataclass(frozen=True)
+class Duration:
+    """A duration in a DAG file: ``timedelta(seconds=...)``."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class CallableRef:
+    """A callable a DAG file imports by path (a callback or notifier of the user's)."""
+
+    path: str
 
 
 @dataclass(frozen=True)
@@ -91,6 +102,19 @@ class PipelineSettings:
     group_by: str | None = None
     """``memory``: nodes joined by in-memory data run in one task; ``namespace``: the nodes of a
     top-level namespace run in one task (kedro-airflow's ``--group-by``); ``None``: a task per node."""
+    max_active_tasks: int | None = None
+    dagrun_timeout_seconds: float | None = None
+    execution_timeout_seconds: float | None = None
+    retry_exponential_backoff: float | None = None
+    max_retry_delay_seconds: float | None = None
+    depends_on_past: bool | None = None
+    email: tuple[str, ...] = ()
+    email_on_failure: bool | None = None
+    email_on_retry: bool | None = None
+    task_callbacks: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """(``on_failure_callback``..., import paths) of every task (``default_args``)."""
+    dag_callbacks: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """(``on_failure_callback``/``on_success_callback``, import paths) of the DAG itself."""
 
     def dag_arguments(self) -> dict[str, Any]:
         """Keyword arguments of ``DAG(...)`` that differ from Airflow's defaults."""
@@ -100,7 +124,18 @@ class PipelineSettings:
             args["start_date"] = self.start_date
         if self.max_active_runs is not None:
             args["max_active_runs"] = self.max_active_runs
+        if self.max_active_tasks is not None:
+            args["max_active_tasks"] = self.max_active_tasks
+        if self.dagrun_timeout_seconds is not None:
+            args["dagrun_timeout"] = Duration(self.dagrun_timeout_seconds)
+        for argument, paths in self.dag_callbacks:
+            args[argument] = [CallableRef(path) for path in paths]
         return args
+
+    def callables(self) -> list[CallableRef]:
+        """Every callable the DAG file must import, in a stable order."""
+        paths = {p for _, ps in (*self.task_callbacks, *self.dag_callbacks) for p in ps}
+        return [CallableRef(path) for path in sorted(paths)]
 
     def node_task_arguments(self, node_tags: tuple[str, ...]) -> dict[str, str]:
         """``pool``/``queue`` of a node's task, from the first configured tag the node has."""
@@ -120,162 +155,33 @@ class PipelineSettings:
         if self.retries is not None:
             args["retries"] = self.retries
         if self.retry_delay_seconds is not None:
-            args["retry_delay_seconds"] = self.retry_delay_seconds
+            args["retry_delay"] = Duration(self.retry_delay_seconds)
+        if self.retry_exponential_backoff is not None:
+            args["retry_exponential_backoff"] = self.retry_exponential_backoff
+        if self.max_retry_delay_seconds is not None:
+            args["max_retry_delay"] = Duration(self.max_retry_delay_seconds)
+        if self.execution_timeout_seconds is not None:
+            args["execution_timeout"] = Duration(self.execution_timeout_seconds)
+        for name in ("depends_on_past", "email_on_failure", "email_on_retry"):
+            if getattr(self, name) is not None:
+                args[name] = getattr(self, name)
+        if self.email:
+            args["email"] = list(self.email)
+        for argument, paths in self.task_callbacks:
+            args[argument] = [CallableRef(path) for path in paths]
         return args
 
 
-def _string(value: Any, where: str) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"must be a string, got {type(value).__name__}")
-    return value
-
-
-def _schedule(value: Any, where: str) -> str | tuple[str, ...] | None:
-    if value is None or value == "None" or value == "null":
-        return None
-    if isinstance(value, list):
-        if not value or not all(isinstance(v, str) and _is_asset_uri(v) for v in value):
-            raise ValueError(
-                "as a list must hold asset URIs such as 'kedro://package/dataset', "
-                "'s3://bucket/key' or 'models:/registered_model@alias'"
-            )
-        return tuple(value)
-    if not isinstance(value, str):
-        raise ValueError(
-            "must be a cron expression, a preset such as '@daily', a list of asset URIs, or null"
-        )
-    if value.startswith("@"):
-        if value not in SCHEDULE_PRESETS:
-            raise ValueError(f"unknown preset {value!r} (known: {', '.join(sorted(SCHEDULE_PRESETS))})")
-        return value
-    from croniter import croniter
-
-    if not croniter.is_valid(value):
-        raise ValueError(f"{value!r} is not a valid cron expression")
-    return value
-
-
-def _is_asset_uri(value: str) -> bool:
-    """A URI with a scheme: ``s3://...``, ``kedro://...`` or MLflow's ``models:/name@alias``
-    (the Asset a promotion gate updates when the alias moves)."""
-    return "://" in value or (value.startswith("models:/") and len(value) > len("models:/"))
-
-
-def _start_date(value: Any, where: str) -> datetime:
-    if isinstance(value, list) and 3 <= len(value) <= 6 and all(isinstance(v, int) for v in value):
-        return datetime(*value).replace(tzinfo=UTC)
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC)
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            pass
-        else:
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    raise ValueError("must be a date: [YYYY, M, D] or 'YYYY-MM-DD'")
-
-
-def _bool(value: Any, where: str) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"must be true or false, got {value!r}")
-    return value
-
-
-def _count(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"must be a whole number >= 0, got {value!r}")
-    return value
-
-
-def _minutes_or_duration(value: Any, where: str) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
-        return float(value) * 60
-    if isinstance(value, str) and (match := _DURATION.match(value)):
-        number, unit = match.groups()
-        return float(number) * _UNIT_SECONDS[unit or "m"]
-    raise ValueError(f"must be minutes (a number) or a duration such as '30s', '5m', '1h'; got {value!r}")
-
-
-def _tags(value: Any, where: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValueError("must be a list of strings")
-    return tuple(value)
-
-
-_PROMOTION_KEYS = {f.name for f in fields(PromotionSettings)}
-_PROMOTION_REQUIRED = ("registered_model", "model", "metric")
-
-
-def _promotion(value: Any, where: str) -> PromotionSettings | None:
-    if value is None:
-        return None
-    if not isinstance(value, Mapping):
-        raise ValueError(f"must be a mapping with keys {', '.join(sorted(_PROMOTION_KEYS))}, or null")
-    unknown = sorted(set(value) - _PROMOTION_KEYS)
-    if unknown:
-        raise ValueError(
-            f"has unknown key '{where}.{unknown[0]}' (known: {', '.join(sorted(_PROMOTION_KEYS))})"
-        )
-    missing = [key for key in _PROMOTION_REQUIRED if not value.get(key)]
-    if missing:
-        raise ValueError(f"lacks '{where}.{missing[0]}'")
-    for key, item in value.items():
-        if not isinstance(item, str) or not item:
-            raise ValueError(f"has '{where}.{key}' that is not a non-empty string: {item!r}")
-    if value.get("direction", "maximize") not in PROMOTION_DIRECTIONS:
-        raise ValueError(
-            f"has '{where}.direction' {value['direction']!r}; use one of {', '.join(PROMOTION_DIRECTIONS)}"
-        )
-    return PromotionSettings(**value)
-
-
-GROUP_BY_CHOICES = ("memory", "namespace")
-
-
-def _group_by(value: Any, where: str) -> str | None:
-    if value is None:
-        return None
-    if value not in GROUP_BY_CHOICES:
-        raise ValueError(f"must be one of {', '.join(GROUP_BY_CHOICES)} (or null), got {value!r}")
-    return str(value)
-
-
-def _tag_routes(value: Any, where: str) -> tuple[tuple[str, str], ...]:
-    if not isinstance(value, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, str) and v for k, v in value.items()
-    ):
-        raise ValueError("must map Kedro node tags to names, e.g. {gpu: gpu_pool}")
-    return tuple(value.items())
-
-
-# key in airflow.yml -> (field of PipelineSettings, parser)
-_KEYS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
-    "intermediate_store": ("intermediate_store", _string),
-    "intermediate_store_credentials": ("intermediate_store_credentials", _string),
-    "dag_id": ("dag_id", _string),
-    "dag_id_suffix": ("dag_id_suffix", _string),
-    "schedule": ("schedule", _schedule),
-    "schedule_interval": ("schedule", _schedule),  # kedro-airflow's (Airflow 2) name
-    "start_date": ("start_date", _start_date),
-    "catchup": ("catchup", _bool),
-    "max_active_runs": ("max_active_runs", _count),
-    "owner": ("owner", _string),
-    "retries": ("retries", _count),
-    "retry_delay": ("retry_delay_seconds", _minutes_or_duration),
-    "tags": ("tags", _tags),
-    "promotion": ("promotion", _promotion),
-    "pools": ("pools", _tag_routes),
-    "queues": ("queues", _tag_routes),
-    "group_by": ("group_by", _group_by),
+_FIELDS = {  # airflow.yml key -> PipelineSettings field, where they differ
+    "schedule_interval": "schedule",
+    "retry_delay": "retry_delay_seconds",
+    "dagrun_timeout": "dagrun_timeout_seconds",
+    "execution_timeout": "execution_timeout_seconds",
+    "max_retry_delay": "max_retry_delay_seconds",
 }
-# kedro-airflow keys that Airflow 3 dropped or that default to what they ask for: accepted, unused.
-_IGNORED_KEYS = {"depends_on_past", "email_on_failure", "email_on_retry"}
-assert {f for f, _ in _KEYS.values()} | {"schedule_assets"} == {
-    f.name for f in fields(PipelineSettings)
-}
+_TASK_CALLBACKS = ("on_failure_callback", "on_success_callback", "on_retry_callback")
+_DAG_CALLBACKS = {"dag_on_failure_callback": "on_failure_callback",
+                  "dag_on_success_callback": "on_success_callback"}
 
 
 def settings_from_dict(
@@ -283,14 +189,18 @@ def settings_from_dict(
     pipeline_name: str,
     source: str,
     overrides: Mapping[str, Any] | None = None,
+    pipelines: list[str] | None = None,
 ) -> PipelineSettings:
     """Merge the ``default`` block with ``pipeline_name``'s block and validate the result.
 
     ``source`` names the file(s) in error messages. ``overrides`` (``--params``) come last, a
-    dotted key setting one key of a mapping (``promotion.metric``).
+    dotted key setting one key of a mapping (``promotion.metric``). With ``pipelines`` (the
+    registered ones, at export) every top-level key must be ``default`` or one of them.
     """
     if not isinstance(config, Mapping):
         raise ConfigError(f"{source}: expected a mapping of blocks, got {type(config).__name__}")
+    if pipelines is not None:
+        _check_blocks(config, pipelines, source)
     layers: list[tuple[str, str, Any]] = [
         (source, name, config.get(name) or {}) for name in ("default", pipeline_name)
     ]
@@ -302,34 +212,58 @@ def settings_from_dict(
         layers.append(("--params", "", _dotted(overrides, effective)))
     values: dict[str, Any] = {}
     origins: dict[str, str] = {}
+    callbacks: dict[str, tuple[str, ...]] = {}
     for origin, block_name, block in layers:
-        if not isinstance(block, Mapping):
-            raise ConfigError(
-                f"{origin}: key '{block_name}' must be a mapping, got {type(block).__name__}"
-            )
-        for key, value in block.items():
-            where = f"{block_name}.{key}" if block_name else str(key)
-            if key in _IGNORED_KEYS:
-                continue
-            if key not in _KEYS:
-                known = ", ".join(sorted(_KEYS))
-                raise ConfigError(f"{origin}: unknown key '{where}' (known keys: {known})")
-            field_name, parse = _KEYS[key]
+        for key, value in parse_block(block, origin, block_name).items():
+            where = f"{block_name}.{key}" if block_name else key
+            field_name = _FIELDS.get(key, key)
             origins[field_name] = f"{origin}: key '{where}'"
-            try:
-                parsed = parse(value, where)
-            except ValueError as exc:
-                raise ConfigError(f"{origin}: key '{where}' {exc}") from None
-            if field_name == "schedule":  # a schedule is either a timetable or assets, not both
+            if key in _TASK_CALLBACKS or key in _DAG_CALLBACKS:
+                callbacks[key] = value or ()
+            elif field_name == "schedule":  # a schedule is either a timetable or assets
                 values["schedule"], values["schedule_assets"] = (
-                    (None, parsed) if isinstance(parsed, tuple) else (parsed, ())
+                    (None, value) if isinstance(value, tuple) else (value, ())
                 )
+            elif key == "promotion":
+                values["promotion"] = None if value is None else PromotionSettings(**value.model_dump())
+            elif key in ("tags", "email", "pools", "queues"):
+                values[field_name] = value or ()
+            elif key == "dag_id_suffix":
+                values[field_name] = value or ""
             else:
-                values[field_name] = parsed
+                values[field_name] = value
     if values.get("catchup") and values.get("start_date") is None:
         raise ConfigError(f"{origins['catchup']} is true, which needs 'start_date' (from when to "
                           "catch up)")
-    return PipelineSettings(**values)
+    values["task_callbacks"] = tuple((k, v) for k, v in callbacks.items() if k in _TASK_CALLBACKS and v)
+    values["dag_callbacks"] = tuple(
+        (_DAG_CALLBACKS[k], v) for k, v in callbacks.items() if k in _DAG_CALLBACKS and v
+    )
+    for name in ("catchup",):
+        if values.get(name) is None:
+            values.pop(name, None)
+    return PipelineSettings(**{k: v for k, v in values.items() if v is not None or k in _NULLABLE})
+
+
+_NULLABLE = {"promotion", "schedule", "group_by", "dag_id", "start_date"}
+
+
+def _check_blocks(config: Mapping[str, Any], pipelines: list[str], source: str) -> None:
+    """Every top-level key is a block, ``default`` or a registered pipeline's name, and valid
+    (not only those of the pipeline being exported)."""
+    for key in config:
+        if key == "default" or key in pipelines:
+            parse_block(config[key] or {}, source, str(key))
+            continue
+        if key in KNOWN_KEYS:
+            raise ConfigError(
+                f"{source}: key '{key}' is outside any block: put it under 'default' (every "
+                "pipeline) or under a pipeline's name"
+            )
+        raise ConfigError(
+            f"{source}: block '{key}' names no pipeline of the project (pipelines: "
+            f"{', '.join(sorted(pipelines))}; 'default' applies to all)"
+        )
 
 
 def load_pipeline_settings(
@@ -338,11 +272,13 @@ def load_pipeline_settings(
     env: str | None,
     pipeline_name: str,
     overrides: Mapping[str, Any] | None = None,
+    pipelines: list[str] | None = None,
 ) -> PipelineSettings:
-    """Read ``airflow.yml`` through a Kedro config loader; defaults when the project has none."""
+    """Read ``airflow.yml`` through a Kedro config loader; defaults when the project has none.
+    ``pipelines``: the registered ones, to check every block names one (at export)."""
     source = describe_sources(conf_source, env, CONFIG_KEY)
     config = read_config(config_loader, CONFIG_KEY, CONFIG_PATTERNS, source)
-    return settings_from_dict(config or {}, pipeline_name, source, overrides)
+    return settings_from_dict(config or {}, pipeline_name, source, overrides, pipelines)
 
 
 def parse_overrides(text: str) -> dict[str, Any]:

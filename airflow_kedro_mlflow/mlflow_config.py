@@ -39,12 +39,14 @@ _SCHEMA: dict[str, Any] = {
         },
         "run": {"id": None, "name": None, "nested": True},
         "params": {
-            "dict_params": {"flatten": False, "recursive": True, "sep": "."},
+            # flatten: None (unset) flattens here; kedro-mlflow's own default is false
+            "dict_params": {"flatten": None, "recursive": True, "sep": "."},
             "long_params_strategy": "fail",
         },
     },
     "ui": {"port": "5000", "host": "127.0.0.1"},
 }
+_OPTIONAL_BOOLS = {("tracking", "params", "dict_params", "flatten")}  # true, false or unset
 _OPEN_MAPPINGS = {("server", "request_header_provider", "init_kwargs"),
                   ("tracking", "experiment", "create_experiment_kwargs", "tags")}
 
@@ -61,10 +63,11 @@ class MlflowSettings:
     artifact_location: str | None = None
     experiment_tags: dict[str, str] = field(default_factory=dict)
     run_name: str | None = None
-    flatten_dict_params: bool = False
+    flatten_dict_params: bool = True
     recursive_dict_params: bool = True
     dict_params_sep: str = "."
     long_params_strategy: str = "fail"
+    restore_if_deleted: bool = True
     ui_url: str | None = None
     source: str = ""
 
@@ -95,6 +98,7 @@ def settings_from_dict(
     server, tracking, ui = values["server"], values["tracking"], values["ui"]
     if pipeline_name in tracking["disable_tracking"]["pipelines"]:
         return MlflowSettings(enabled=False, source=source)
+    _refuse_unsupported(server, tracking, source)
     if tracking["params"]["long_params_strategy"] not in LONG_PARAMS_STRATEGIES:
         raise ConfigError(
             f"{source}: key 'tracking.params.long_params_strategy' must be one of "
@@ -124,13 +128,44 @@ def settings_from_dict(
         artifact_location=artifact_location,
         experiment_tags={str(k): str(v) for k, v in experiment["create_experiment_kwargs"]["tags"].items()},
         run_name=tracking["run"]["name"],
-        flatten_dict_params=tracking["params"]["dict_params"]["flatten"],
+        flatten_dict_params=tracking["params"]["dict_params"]["flatten"] is not False,
         recursive_dict_params=tracking["params"]["dict_params"]["recursive"],
         dict_params_sep=tracking["params"]["dict_params"]["sep"],
         long_params_strategy=tracking["params"]["long_params_strategy"],
+        restore_if_deleted=experiment["restore_if_deleted"],
         ui_url=_ui_url(tracking_uri, ui),
         source=source,
     )
+
+
+def _refuse_unsupported(server: Mapping[str, Any], tracking: Mapping[str, Any], source: str) -> None:
+    """kedro-mlflow keys that cannot mean in a DAG run what they mean in ``kedro run``: one
+    line each, naming the key, rather than silently doing something else."""
+    refusals = []
+    if server["request_header_provider"]["type"]:
+        refusals.append((
+            "server.request_header_provider",
+            "is not supported: tasks authenticate MLflow requests with MLFLOW_TRACKING_TOKEN or "
+            "MLFLOW_TRACKING_USERNAME/PASSWORD (credentials.yml's entry named by "
+            "'server.credentials')"))
+    if tracking["run"]["id"]:
+        refusals.append((
+            "tracking.run.id",
+            "cannot pin a run: each DAG run gets its own parent run (found again on retries "
+            "and clears); remove the key"))
+    if tracking["run"]["nested"] is False:
+        refusals.append((
+            "tracking.run.nested",
+            "is false, but node runs are always nested children of the DAG run's parent run; "
+            "remove the key"))
+    if tracking["disable_tracking"]["disable_autologging"] is False:
+        refusals.append((
+            "tracking.disable_tracking.disable_autologging",
+            "is false, but tasks never turn MLflow autologging on; call mlflow.autolog() in a "
+            "node to use it, and remove the key"))
+    if refusals:
+        key, reason = refusals[0]
+        raise ConfigError(f"{source}: key '{key}' {reason}")
 
 
 def resolve_uri(uri: str, project_path: Path, source: str, key: str) -> str:
@@ -190,7 +225,7 @@ def _check_leaf(given: Any, default: Any, path: tuple[str, ...], source: str) ->
     if given is None:
         return default
     expected: tuple[type, ...]
-    if isinstance(default, bool):
+    if isinstance(default, bool) or path in _OPTIONAL_BOOLS:
         expected = (bool,)
     elif isinstance(default, list):
         expected = (list,)

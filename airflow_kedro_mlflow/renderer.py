@@ -12,7 +12,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 
 from airflow_kedro_mlflow import __version__
-from airflow_kedro_mlflow.config import PipelineSettings
+from airflow_kedro_mlflow.config import CallableRef, Duration, PipelineSettings
 from airflow_kedro_mlflow.ids import END_TASK_ID, PROMOTE_TASK_ID, START_TASK_ID
 from airflow_kedro_mlflow.manifest import Manifest, NodeSpec, TaskSpec
 
@@ -34,6 +34,7 @@ def render_dag(
         *_datetime_import(settings),
         f"from airflow.sdk import {_sdk_imports(manifest, settings)}",
         "",
+        *_callable_imports(settings),
         "from airflow_kedro_mlflow.operators import (",
         "    KedroNodeOperator,",
         "    KedroProject,",
@@ -215,27 +216,41 @@ def _datetime_import(settings: PipelineSettings) -> list[str]:
     names = []
     if settings.start_date is not None:
         names += ["datetime", "timezone"]
-    if settings.retry_delay_seconds is not None:
+    values = [*settings.dag_arguments().values(), *settings.default_args().values()]
+    if any(isinstance(v, Duration) for v in values):
         names.append("timedelta")
     return [f"from datetime import {', '.join(sorted(names))}", ""] if names else []
 
 
+def _callable_imports(settings: PipelineSettings) -> list[str]:
+    """The user's callbacks and notifiers, imported by path (they are the user's code)."""
+    lines = []
+    for ref in settings.callables():
+        module, name = ref.path.rsplit(".", 1)
+        lines.append(f"from {module} import {name} as {_callable_name(ref)}")
+    return [*lines, ""] if lines else []
+
+
+def _callable_name(ref: CallableRef) -> str:
+    return "_callback_" + ref.path.replace(".", "_")
+
+
 def _literal(value: object) -> str:
-    """Python source for a DAG argument: datetimes and durations spelled for the DAG file."""
+    """Python source for a DAG argument: datetimes, durations and callables for the DAG file."""
     if isinstance(value, tuple) and value and all(isinstance(v, str) for v in value):
         return "[" + ", ".join(f"Asset({uri!r})" for uri in value) + "]"  # an Asset schedule
     if isinstance(value, datetime):
         utc = value.astimezone(UTC)
         parts = [utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second]
         return f"datetime({', '.join(map(str, parts))}, tzinfo=timezone.utc)"
+    if isinstance(value, Duration):
+        return f"timedelta(seconds={value.seconds!r})"
+    if isinstance(value, CallableRef):
+        return _callable_name(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_literal(item) for item in value) + "]"
     if isinstance(value, dict):
-        items = []
-        for key, item in value.items():
-            if key == "retry_delay_seconds":
-                items.append(f"'retry_delay': timedelta(seconds={item!r})")
-            else:
-                items.append(f"{key!r}: {_literal(item)}")
-        return "{" + ", ".join(items) + "}"
+        return "{" + ", ".join(f"{key!r}: {_literal(item)}" for key, item in value.items()) + "}"
     return repr(value)
 
 

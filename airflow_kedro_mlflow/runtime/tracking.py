@@ -176,6 +176,12 @@ class Tracker:
                 if experiment is None:
                     raise
         if experiment.lifecycle_stage == "deleted":
+            if not self.settings.restore_if_deleted:
+                raise ConfigError(
+                    f"{self.settings.source}: MLflow experiment '{self.settings.experiment_name}' "
+                    "is deleted and key 'tracking.experiment.restore_if_deleted' is false: "
+                    "restore it, or name another experiment"
+                )
             client.restore_experiment(experiment.experiment_id)
         return experiment.experiment_id
 
@@ -278,9 +284,13 @@ class Tracker:
     def log_params(
         self, run_id: str, params: Mapping[str, Any], existing: Mapping[str, str] | None = None
     ) -> None:
-        """Log flattened params in batches, applying the configured long-value strategy."""
+        """Log params in batches, applying the configured long-value strategy; nested mappings
+        flattened to ``a.b.c`` keys unless ``tracking.params.dict_params.flatten`` is false (one
+        level only if ``recursive`` is false), as kedro-mlflow does."""
         existing = existing or {}
-        flat = flatten(params, self.settings.dict_params_sep)
+        settings = self.settings
+        flat = (flatten(params, settings.dict_params_sep, recursive=settings.recursive_dict_params)
+                if settings.flatten_dict_params else dict(params))
         batch_params: list[tuple[str, str]] = []
         batch_tags: list[tuple[str, str]] = []
         for key, value in flat.items():
@@ -506,13 +516,15 @@ class _NodeChildRuns:
             current.__exit__(type(error) if error else None, error, error.__traceback__ if error else None)
 
 
-def flatten(params: Mapping[str, Any], sep: str = ".", prefix: str = "") -> dict[str, Any]:
-    """Nested parameter dicts as one level of ``a.b.c`` keys."""
+def flatten(
+    params: Mapping[str, Any], sep: str = ".", prefix: str = "", recursive: bool = True
+) -> dict[str, Any]:
+    """Nested parameter dicts as one level of ``a.b.c`` keys (``recursive=False``: ``a.b``)."""
     flat: dict[str, Any] = {}
     for key, value in params.items():
         name = f"{prefix}{sep}{key}" if prefix else str(key)
-        if isinstance(value, Mapping) and value:
-            flat.update(flatten(value, sep, name))
+        if isinstance(value, Mapping) and value and (recursive or not prefix):
+            flat.update(flatten(value, sep, name, recursive))
         else:
             flat[name] = value
     return flat

@@ -1,0 +1,154 @@
+"""airflow.yml, key by key, without a Kedro project: each key has an effect or is an error that
+names the file and the key."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from airflow_kedro_mlflow.config import Duration, settings_from_dict
+from airflow_kedro_mlflow.dagbag import load_dagbag
+from airflow_kedro_mlflow.errors import ConfigError
+from airflow_kedro_mlflow.manifest import Manifest, NodeSpec
+from airflow_kedro_mlflow.renderer import render_dag
+
+SOURCE = "conf/base/airflow.yml"
+PIPELINES = ["__default__", "training"]
+
+
+def _settings(config: dict, pipeline: str = "__default__"):
+    return settings_from_dict(config, pipeline, SOURCE, pipelines=PIPELINES)
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"schedule": "@daily"}, "key 'schedule' is outside any block: put it under 'default'"),
+    ({"trainng": {"retries": 1}}, "block 'trainng' names no pipeline of the project (pipelines: "
+                                  "__default__, training"),
+    ({"default": {"max_active_runs": 0}}, "key 'default.max_active_runs' must be a whole number "
+                                          ">= 1, got 0"),
+    ({"default": {"dag_id_suffix": "../x"}}, "key 'default.dag_id_suffix' may hold only letters"),
+    ({"training": {"retriez": 1}}, "unknown key 'training.retriez' (known keys: "),
+    ({"default": {"retries": -1}}, "key 'default.retries' must be a whole number >= 0, got -1"),
+    ({"default": {"catchup": "yes"}}, "key 'default.catchup' must be true or false, got 'yes'"),
+    ({"default": {"catchup": True}}, "key 'default.catchup' is true, which needs 'start_date'"),
+    ({"default": {"execution_timeout": "soon"}}, "key 'default.execution_timeout' must be minutes"),
+    ({"default": {"on_failure_callback": "notify"}}, "key 'default.on_failure_callback' must name "
+                                                     "callables by import path"),
+    ({"default": {"promotion": {"registered_model": "m", "model": "m"}}},
+     "key 'default.promotion' lacks 'default.promotion.metric'"),
+    ({"default": {"promotion": {"registered_model": "m", "model": "m", "metric": "a",
+                                "direction": "up"}}},
+     "key 'default.promotion.direction' is 'up'; use one of maximize, minimize"),
+    ({"default": {"promotion": {"registered_model": "m", "model": "m", "metric": "a", "x": 1}}},
+     "key 'default.promotion' has unknown key 'default.promotion.x'"),
+])
+def test_a_bad_key_is_one_line_naming_file_and_key(config, message):
+    with pytest.raises(ConfigError) as caught:
+        _settings(config)
+    assert str(caught.value).startswith(f"{SOURCE}: "), caught.value
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_pipeline_block_overrides_default_key_by_key_and_params_come_last():
+    config = {"default": {"retries": 1, "owner": "a", "promotion": {
+        "registered_model": "m", "model": "m", "metric": "acc"}},
+              "training": {"retries": 2, "promotion": None}}
+    training = _settings(config, "training")
+    assert (training.retries, training.owner, training.promotion) == (2, "a", None)
+    assert _settings(config).promotion.metric == "acc"
+    overridden = settings_from_dict(config, "__default__", SOURCE, {"promotion.metric": "f1"})
+    assert overridden.promotion.metric == "f1" and overridden.promotion.model == "m"
+    with pytest.raises(ConfigError, match="^--params: unknown key 'retriez'"):
+        settings_from_dict(config, "__default__", SOURCE, {"retriez": 3})
+
+
+def test_kedro_airflow_and_airflow_task_keys_reach_default_args():
+    settings = _settings({"default": {
+        "retry_delay": 5, "depends_on_past": True, "email": "ops@example.com",
+        "email_on_failure": True, "email_on_retry": False, "retry_exponential_backoff": True,
+        "max_retry_delay": "1h", "execution_timeout": "90s", "schedule_interval": "@hourly"}})
+    assert settings.schedule == "@hourly"
+    assert settings.default_args() == {
+        "retry_delay": Duration(300), "retry_exponential_backoff": 2.0,
+        "max_retry_delay": Duration(3600), "execution_timeout": Duration(90),
+        "depends_on_past": True, "email_on_failure": True, "email_on_retry": False,
+        "email": ["ops@example.com"]}
+
+
+def test_rendered_dag_carries_timeouts_limits_and_callbacks(tmp_path):
+    settings = _settings({"default": {
+        "max_active_tasks": 2, "dagrun_timeout": "2h", "execution_timeout": 30,
+        "on_failure_callback": ["json.dumps"], "dag_on_failure_callback": "json.loads",
+        "retries": 1, "retry_delay": "10s"}})
+    node = NodeSpec(name="only", task_id="only", group=(), func="pkg.f", inputs=(), outputs=())
+    manifest = Manifest(package_name="pkg", project_name="pkg", pipeline_name="__default__",
+                        dag_id="pkg", env=None, nodes=(node,))
+    (tmp_path / "pkg.py").write_text(render_dag(manifest, settings, "..", None))
+    bag = load_dagbag(tmp_path)
+    assert bag.import_errors == {}
+    dag = bag.dags["pkg"]
+    import json
+
+    assert dag.max_active_tasks == 2 and dag.dagrun_timeout == timedelta(hours=2)
+    assert dag.on_failure_callback == [json.loads]
+    task = dag.get_task("only")
+    assert task.execution_timeout == timedelta(minutes=30)
+    assert task.on_failure_callback == [json.dumps]
+    assert task.retry_delay == timedelta(seconds=10)
+
+
+# --- mlflow.yml (kedro-mlflow 2's schema) ---------------------------------------------------
+
+MLFLOW_SOURCE = "conf/base/mlflow.yml"
+
+
+def _mlflow(config: dict):
+    from pathlib import Path
+
+    from airflow_kedro_mlflow.mlflow_config import settings_from_dict as mlflow_settings
+
+    base = {"server": {"mlflow_tracking_uri": "http://127.0.0.1:5000"}}
+    merged = {**base, **config}
+    return mlflow_settings(merged, project_path=Path("/project"), pipeline_name="__default__",
+                           package_name="pkg", source=MLFLOW_SOURCE, environ={})
+
+
+@pytest.mark.parametrize("config, key", [
+    ({"server": {"mlflow_tracking_uri": "http://x", "request_header_provider": {"type": "a.B"}}},
+     "server.request_header_provider"),
+    ({"tracking": {"run": {"id": "abc"}}}, "tracking.run.id"),
+    ({"tracking": {"run": {"nested": False}}}, "tracking.run.nested"),
+    ({"tracking": {"disable_tracking": {"disable_autologging": False}}},
+     "tracking.disable_tracking.disable_autologging"),
+    ({"tracking": {"params": {"dict_params": {"flatten": "yes"}}}},
+     "tracking.params.dict_params.flatten"),
+])
+def test_kedro_mlflow_keys_a_dag_run_cannot_honour_are_refused_by_name(config, key):
+    with pytest.raises(ConfigError, match=f"^{MLFLOW_SOURCE}: key '{key}' "):
+        _mlflow(config)
+
+
+class _Recorder:
+    def __init__(self):
+        self.params: dict = {}
+
+    def log_batch(self, run_id, params=None, tags=None, metrics=None):
+        self.params.update(params or {})
+
+
+@pytest.mark.parametrize("dict_params, logged", [
+    ({}, {"model.options.depth": "5", "seed": "1"}),  # unset: flattened
+    ({"flatten": True, "sep": "/"}, {"model/options/depth": "5", "seed": "1"}),
+    ({"flatten": True, "recursive": False}, {"model.options": "{'depth': 5}", "seed": "1"}),
+    ({"flatten": False}, {"model": "{'options': {'depth': 5}}", "seed": "1"}),  # kedro-mlflow's
+])
+def test_dict_params_are_logged_as_mlflow_yml_says(dict_params, logged):
+    from airflow_kedro_mlflow.runtime.tracking import Tracker
+
+    tracker = Tracker(_mlflow({"tracking": {"params": {"dict_params": dict_params}}}))
+    recorder = _Recorder()
+    tracker.__dict__["client"] = recorder  # the run bookkeeping client, recorded
+    tracker.log_params("run", {"model": {"options": {"depth": 5}}, "seed": 1})
+    assert recorder.params == logged

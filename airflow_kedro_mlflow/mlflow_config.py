@@ -20,6 +20,9 @@ from airflow_kedro_mlflow.errors import ConfigError
 CONFIG_KEY = "mlflow"
 CONFIG_PATTERNS = ["mlflow*", "mlflow*/**", "**/mlflow*"]
 LONG_PARAMS_STRATEGIES = ("fail", "truncate", "tag")
+DEFAULT_LOCAL_ARTIFACTS = "mlruns"
+"""Where a SQLite store's experiments keep artifacts when mlflow.yml names no location: the
+project's ``mlruns/`` (MLflow's own default name, relative to the project, not the worker)."""
 
 # The schema: nested mappings of key -> default. A dict value is a sub-block; the types of leaves
 # are checked against their default's type (None: any string).
@@ -116,6 +119,10 @@ def settings_from_dict(
         registry_uri = resolve_uri(registry_uri, project_path, source, "server.mlflow_registry_uri")
     experiment = tracking["experiment"]
     artifact_location = experiment["create_experiment_kwargs"]["artifact_location"]
+    if not artifact_location and tracking_uri.startswith("sqlite:"):
+        # MLflow would put a local store's artifacts under the *worker's* working directory
+        # (./mlruns); like the store itself, they belong to the project
+        artifact_location = DEFAULT_LOCAL_ARTIFACTS
     if artifact_location and "://" not in artifact_location:
         path = Path(artifact_location)
         artifact_location = (path if path.is_absolute() else project_path / path).as_uri()

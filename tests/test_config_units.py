@@ -152,3 +152,17 @@ def test_dict_params_are_logged_as_mlflow_yml_says(dict_params, logged):
     tracker.__dict__["client"] = recorder  # the run bookkeeping client, recorded
     tracker.log_params("run", {"model": {"options": {"depth": 5}}, "seed": 1})
     assert recorder.params == logged
+
+
+def test_a_relative_sqlite_stores_artifacts_live_in_the_project_not_the_workers_cwd():
+    from pathlib import Path
+
+    from airflow_kedro_mlflow.mlflow_config import settings_from_dict as mlflow_settings
+
+    settings = mlflow_settings({"server": {"mlflow_tracking_uri": "sqlite:///mlflow.db"}},
+                               project_path=Path("/project"), pipeline_name="__default__",
+                               package_name="pkg", source=MLFLOW_SOURCE, environ={})
+    assert settings.tracking_uri == "sqlite:////project/mlflow.db"
+    assert settings.artifact_location == "file:///project/mlruns"
+    served = _mlflow({})  # a tracking server chooses (and may proxy) artifact storage itself
+    assert served.artifact_location is None

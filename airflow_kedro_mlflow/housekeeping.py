@@ -110,6 +110,7 @@ def project_stores(project_path: Path, pipeline_names: list[str] | None, env: st
     """Each distinct intermediate store of the pipelines' DAGs, with the DAG folders to look in."""
     from kedro.framework.project import pipelines
 
+    from airflow_kedro_mlflow import connections
     from airflow_kedro_mlflow.compiler import configured_dag_id
     from airflow_kedro_mlflow.config import load_pipeline_settings
     from airflow_kedro_mlflow.errors import ExportError
@@ -127,6 +128,7 @@ def project_stores(project_path: Path, pipeline_names: list[str] | None, env: st
 
     project_path = Path(project_path).resolve()
     metadata = bootstrap(project_path)
+    connections.register()
     check_env(project_path, env, conf_source)
     registered = sorted(pipelines)
     names = pipeline_names or registered

@@ -120,7 +120,12 @@ def test_missing_credentials_entry_is_named_without_values(s3_example, workspace
 def _assert_nowhere(planted: tuple[str, str], workspace: Path, output: str, mlflow_server: str,
                     experiment: str) -> None:
     """No planted value in DAG files, the Airflow DB, task logs, task output or MLflow runs."""
-    places = {"dag.test output": output.encode(),
+    _assert_nowhere_but({}, planted, workspace, output, mlflow_server, experiment)
+
+
+def _assert_nowhere_but(extra: dict[str, bytes], planted: tuple[str, str], workspace: Path,
+                        output: str, mlflow_server: str, experiment: str) -> None:
+    places = {**extra, "dag.test output": output.encode(),
               **file_contents(*(workspace / "dags").rglob("*.py"), *AIRFLOW_HOME.glob("*.db*"),
                               AIRFLOW_HOME / "logs"),
               **mlflow_runs(mlflow_server, experiment)}
@@ -143,3 +148,41 @@ def test_s3_down_names_the_endpoint_and_masks_only_secrets(airflow_db, workspace
     assert f'Could not connect to the endpoint URL: "{down.url}' in result.output, result
     assert "***/" not in result.output
     assert key not in result.output and secret not in result.output
+
+
+def test_credentials_from_an_airflow_connection_only(airflow_db, workspace, s3_server,
+                                                     mlflow_server, monkeypatch):
+    """credentials.yml names an Airflow Connection (here AIRFLOW_CONN_WINE_S3, as a secrets
+    backend would serve it); no credential is in the task environment or any Kedro file."""
+    import json
+
+    key, secret = f"plantedkey{uuid.uuid4().hex}", f"plantedsecret{uuid.uuid4().hex}"
+    s3_server.ensure_bucket(BUCKET, key, secret)
+    monkeypatch.setenv("AIRFLOW_CONN_WINE_S3", json.dumps({
+        "conn_type": "aws", "login": key, "password": secret,
+        "extra": {"endpoint_url": s3_server.url}}))
+    project, dag_file, experiment, planted = _example_on(s3_server, "unused", "unused", workspace,
+                                                         mlflow_server, monkeypatch)
+    for name in ("WINE_S3_KEY", "WINE_S3_SECRET", "WINE_S3_ENDPOINT_URL"):
+        monkeypatch.delenv(name)
+    (project / "conf" / "s3" / "credentials.yml").write_text(yaml.safe_dump({
+        "s3": "${airflow_conn:wine_s3}",
+        "mlflow": {"AWS_ACCESS_KEY_ID": "${airflow_conn:wine_s3,login}",
+                   "AWS_SECRET_ACCESS_KEY": "${airflow_conn:wine_s3,password}",
+                   "MLFLOW_S3_ENDPOINT_URL": "${airflow_conn:wine_s3,extra.endpoint_url}"}}))
+    result = run_dag(dag_file, "wine_classifier_s3")
+    assert result.state == "success", result
+    save_version = _parent(mlflow_server, experiment).data.tags["kedro.save_version"]
+    assert f"data/01_raw/wine.csv/{save_version}/wine.csv" in s3_server.keys(BUCKET, "data/")
+    # nor in the project's configuration: credentials.yml names the Connection only
+    _assert_nowhere_but(file_contents(project / "conf"), (key, secret), workspace, result.output,
+                        mlflow_server, experiment)
+
+
+def _parent(mlflow_server: str, experiment: str):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(mlflow_server)
+    exp = client.get_experiment_by_name(experiment)
+    (parent,) = client.search_runs([exp.experiment_id], "tags.`airflow_kedro_mlflow.role` = 'parent'")
+    return parent

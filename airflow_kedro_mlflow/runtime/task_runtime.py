@@ -15,6 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from airflow_kedro_mlflow import connections
 from airflow_kedro_mlflow.config import PipelineSettings, load_pipeline_settings
 from airflow_kedro_mlflow.kedro_project import bootstrap, conf_source_path, config_loader
 from airflow_kedro_mlflow.project_ref import KedroProject
@@ -52,6 +53,7 @@ class TaskRuntime:
         with settings_loaded_without_reading_source():
             metadata = bootstrap(path)
         infer_copy_mode_without_imports()
+        connections.register()  # ${airflow_conn:...} in credentials.yml and mlflow.yml
         loader = config_loader(path, project.env, project.conf_source, runtime_params or None)
         conf_root = conf_source_path(path, project.conf_source)
         credentials = Credentials.from_loader(loader, conf_root, project.env)

@@ -78,6 +78,12 @@ class KedroNodeOperator(_KedroProjectOperator):
         """SIGTERM from Airflow: stop before the next save instead of finishing the node."""
         _stop_node_try()
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The catalog datasets the nodes read and wrote, for Airflow's OpenLineage provider."""
+        from airflow_kedro_mlflow.runtime.lineage import operator_lineage
+
+        return operator_lineage(getattr(self, "_lineage", None))
+
     def execute(self, context: Any) -> None:
         from airflow_kedro_mlflow.runtime.node_run import NodeTask, run_node
 
@@ -108,6 +114,7 @@ class KedroNodeOperator(_KedroProjectOperator):
                     else None
                 ),
                 on_tracked=push_link,
+                on_lineage=lambda lineage: setattr(self, "_lineage", lineage),
             )
         finally:
             if not linked:  # untracked: the link reads "no run", not a missing XCom (an error line)

@@ -22,6 +22,7 @@ from airflow_kedro_mlflow.kedro_project import create_session
 from airflow_kedro_mlflow.project_ref import KedroProject
 from airflow_kedro_mlflow.run_identity import RunIdentity
 from airflow_kedro_mlflow.runtime.intermediate import IntermediateStore
+from airflow_kedro_mlflow.runtime.lineage import NodeLineage, node_lineage, openlineage_enabled
 from airflow_kedro_mlflow.runtime.model_uri_handoff import ModelUriHandoffHooks
 from airflow_kedro_mlflow.runtime.owned_outputs import OwnedOutputsHooks
 from airflow_kedro_mlflow.runtime.task_runtime import TaskRuntime
@@ -61,12 +62,15 @@ def run_node(
     parent_run_id: str | None = None,
     experiment_id: str | None = None,
     on_tracked: Callable[[str, str | None], None] | None = None,
+    on_lineage: Callable[[NodeLineage], None] | None = None,
 ) -> None:
     """Run ``task``'s node; ``runtime_params`` (the DAG run's conf) override project parameters.
 
     With MLflow tracking on, the node runs inside a child run of ``parent_run_id``;
     ``on_tracked(run_id, url)`` is called as soon as that child exists, so the task can link to it
     even if the node then fails. ``experiment_id`` is the parent's (saves fetching it).
+    ``on_lineage`` gets the catalog datasets the nodes read and write, before they run, when
+    Airflow's OpenLineage provider is there to report them.
     """
     guard = TryGuard(f"task {run.task_id} try {run.try_number}")
     runtime = TaskRuntime.open(project, run, runtime_params)
@@ -87,6 +91,12 @@ def run_node(
         project.env or "default",
         run.save_version,
     )
+    if on_lineage is not None and openlineage_enabled():
+        from kedro.framework.project import pipelines
+
+        if project.pipeline in pipelines:
+            on_lineage(node_lineage(pipelines[project.pipeline], task.node_names,
+                                    runtime.loader["catalog"], runtime.metadata.package_name))
     crossing = task.intermediate_inputs + task.intermediate_outputs
     if crossing:
         log.info("Intermediate data for %s under %s", ", ".join(crossing), store.url)

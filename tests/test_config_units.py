@@ -166,3 +166,32 @@ def test_a_relative_sqlite_stores_artifacts_live_in_the_project_not_the_workers_
     assert settings.artifact_location == "file:///project/mlruns"
     served = _mlflow({})  # a tracking server chooses (and may proxy) artifact storage itself
     assert served.artifact_location is None
+
+
+class _Experiments:
+    def __init__(self, stage: str):
+        self.stage, self.restored = stage, []
+
+    def get_experiment_by_name(self, name):
+        from airflow_kedro_mlflow.runtime.mlflow_rest import Experiment
+
+        return Experiment("7", self.stage)
+
+    def restore_experiment(self, experiment_id):
+        self.restored.append(experiment_id)
+
+
+@pytest.mark.parametrize("restore", [True, False])
+def test_a_deleted_experiment_is_restored_only_if_mlflow_yml_allows(restore):
+    from airflow_kedro_mlflow.runtime.tracking import Tracker
+
+    tracker = Tracker(_mlflow({"tracking": {"experiment": {"name": "wine",
+                                                           "restore_if_deleted": restore}}}))
+    client = tracker.__dict__["client"] = _Experiments("deleted")
+    if restore:
+        assert tracker.experiment_id() == "7" and client.restored == ["7"]
+    else:
+        with pytest.raises(ConfigError, match="experiment 'wine' is deleted and key "
+                                              "'tracking.experiment.restore_if_deleted' is false"):
+            tracker.experiment_id()
+        assert client.restored == []

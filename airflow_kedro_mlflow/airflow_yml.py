@@ -15,14 +15,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from airflow_kedro_mlflow.config import GROUP_BY_CHOICES, PROMOTION_DIRECTIONS
 from airflow_kedro_mlflow.errors import ConfigError
 
 SCHEDULE_PRESETS = {
     "@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly",
     "@annually", "@midnight",
 }
-GROUP_BY_CHOICES = ("memory", "namespace")
-PROMOTION_DIRECTIONS = ("maximize", "minimize")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$")
 _UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 _AIRFLOW_ID = re.compile(r"^[A-Za-z0-9_.-]*$")
@@ -232,6 +231,7 @@ class Block(BaseModel):
     pools: Annotated[tuple[tuple[str, str], ...] | None, _parser(_tag_routes)] = None
     queues: Annotated[tuple[tuple[str, str], ...] | None, _parser(_tag_routes)] = None
     group_by: Annotated[str | None, _parser(_group_by)] = None
+    dag_params: Annotated[bool | None, _parser(_bool)] = None
 
 
 KNOWN_KEYS = tuple(sorted(Block.model_fields))

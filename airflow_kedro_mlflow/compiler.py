@@ -14,7 +14,12 @@ from typing import Any
 from airflow_kedro_mlflow import config as airflow_config
 from airflow_kedro_mlflow.errors import ExportError
 from airflow_kedro_mlflow.ids import MAX_ID_LENGTH, dag_id_for, sanitize_id_part, short_hash
-from airflow_kedro_mlflow.kedro_project import bootstrap, conf_source_path, create_session
+from airflow_kedro_mlflow.kedro_project import (
+    bootstrap,
+    conf_source_path,
+    create_session,
+    read_config,
+)
 from airflow_kedro_mlflow.manifest import DatasetSpec, Manifest, NodeSpec, TaskSpec
 
 MEMORY_DATASET_TYPES = {
@@ -63,7 +68,9 @@ def compile_project(
             f"(registered: {', '.join(sorted(registered)) or 'none'})"
         )
     conf_root = conf_source_path(project_path, conf_source)
-    parameters = dict(context.params)
+    # the config loader's parameters, not context.params: that validates every node's typed
+    # parameters, a cost that grows with the pipeline and that the tasks pay anyway
+    parameters = read_config(context.config_loader, "parameters", ["parameters*"], "parameters") or {}
     compiled = []
     for name in names:
         settings = airflow_config.load_pipeline_settings(

@@ -14,19 +14,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from airflow_kedro_mlflow.airflow_yml import (
-    GROUP_BY_CHOICES,
-    KNOWN_KEYS,
-    PROMOTION_DIRECTIONS,
-    parse_block,
-)
 from airflow_kedro_mlflow.errors import ConfigError
 from airflow_kedro_mlflow.kedro_project import describe_sources, read_config
 
 CONFIG_KEY = "airflow"
 CONFIG_PATTERNS = ["airflow*", "airflow/**"]
 DEFAULT_INTERMEDIATE_STORE = "data/airflow_intermediate"
-__all__ = ["GROUP_BY_CHOICES", "PROMOTION_DIRECTIONS", "PipelineSettings", "PromotionSettings"]
+GROUP_BY_CHOICES = ("memory", "namespace")
+PROMOTION_DIRECTIONS = ("maximize", "minimize")
 
 
 @dataclass(frozen=True)
@@ -111,6 +106,9 @@ class PipelineSettings:
     email: tuple[str, ...] = ()
     email_on_failure: bool | None = None
     email_on_retry: bool | None = None
+    dag_params: bool = True
+    """The pipeline's parameters as DAG params (the trigger form). Airflow copies and serializes
+    a DAG's params with every task, which a DAG of thousands of tasks may not want to pay."""
     task_callbacks: tuple[tuple[str, tuple[str, ...]], ...] = ()
     """(``on_failure_callback``..., import paths) of every task (``default_args``)."""
     dag_callbacks: tuple[tuple[str, tuple[str, ...]], ...] = ()
@@ -214,7 +212,7 @@ def settings_from_dict(
     origins: dict[str, str] = {}
     callbacks: dict[str, tuple[str, ...]] = {}
     for origin, block_name, block in layers:
-        for key, value in parse_block(block, origin, block_name).items():
+        for key, value in _parse(block, origin, block_name).items():
             where = f"{block_name}.{key}" if block_name else key
             field_name = _FIELDS.get(key, key)
             origins[field_name] = f"{origin}: key '{where}'"
@@ -239,7 +237,7 @@ def settings_from_dict(
     values["dag_callbacks"] = tuple(
         (_DAG_CALLBACKS[k], v) for k, v in callbacks.items() if k in _DAG_CALLBACKS and v
     )
-    for name in ("catchup",):
+    for name in ("catchup", "dag_params"):
         if values.get(name) is None:
             values.pop(name, None)
     return PipelineSettings(**{k: v for k, v in values.items() if v is not None or k in _NULLABLE})
@@ -248,13 +246,24 @@ def settings_from_dict(
 _NULLABLE = {"promotion", "schedule", "group_by", "dag_id", "start_date"}
 
 
+def _parse(block: Any, origin: str, block_name: str) -> dict[str, Any]:
+    """``airflow_yml.parse_block`` (typed models: pydantic), not even imported for no keys."""
+    if isinstance(block, Mapping) and not block:
+        return {}
+    from airflow_kedro_mlflow.airflow_yml import parse_block
+
+    return parse_block(block, origin, block_name)
+
+
 def _check_blocks(config: Mapping[str, Any], pipelines: list[str], source: str) -> None:
     """Every top-level key is a block, ``default`` or a registered pipeline's name, and valid
     (not only those of the pipeline being exported)."""
     for key in config:
         if key == "default" or key in pipelines:
-            parse_block(config[key] or {}, source, str(key))
+            _parse(config[key] or {}, source, str(key))
             continue
+        from airflow_kedro_mlflow.airflow_yml import KNOWN_KEYS
+
         if key in KNOWN_KEYS:
             raise ConfigError(
                 f"{source}: key '{key}' is outside any block: put it under 'default' (every "

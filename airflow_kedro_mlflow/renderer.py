@@ -61,7 +61,7 @@ def render_dag(
             else []
         ),
         f"    tags={['kedro', manifest.package_name, *settings.tags]!r},",
-        *_render_params(manifest),
+        *(_render_params(manifest) if settings.dag_params else []),
         "    doc_md=__doc__,",
         ") as dag:",
         f"    start = KedroRunStartOperator(task_id={START_TASK_ID!r}, project=PROJECT)",
@@ -180,7 +180,7 @@ def _sdk_imports(manifest: Manifest, settings: PipelineSettings) -> str:
     names = ["DAG", "TaskGroup"]
     if _uses_assets(manifest, settings):
         names.append("Asset")
-    if manifest.parameters:
+    if manifest.parameters and settings.dag_params:
         names.append("Param")
     return ", ".join(sorted(names))
 

@@ -195,3 +195,15 @@ def test_a_deleted_experiment_is_restored_only_if_mlflow_yml_allows(restore):
                                               "'tracking.experiment.restore_if_deleted' is false"):
             tracker.experiment_id()
         assert client.restored == []
+
+
+@pytest.mark.parametrize("dag_params", [True, False])
+def test_dag_params_can_be_left_out_of_a_very_large_dag(tmp_path, dag_params):
+    settings = _settings({"default": {"dag_params": dag_params}})
+    node = NodeSpec(name="only", task_id="only", group=(), func="pkg.f", inputs=("params:n",),
+                    outputs=())
+    manifest = Manifest(package_name="pkg", project_name="pkg", pipeline_name="__default__",
+                        dag_id="pkg", env=None, nodes=(node,), parameters=(("n", 3),))
+    (tmp_path / "pkg.py").write_text(render_dag(manifest, settings, "..", None))
+    dag = load_dagbag(tmp_path).dags["pkg"]
+    assert dict(dag.params) == ({"n": 3} if dag_params else {})

@@ -32,7 +32,6 @@ port="$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 setsid moto_server -H 127.0.0.1 -p "$port" > "$state/moto.log" 2>&1 &
 moto_pid=$!
 trap 'kill -- -"$moto_pid" 2>/dev/null || true' EXIT
-export MLFLOW_TRACKING_URI="sqlite:///$state/mlflow.db"
 export WINE_S3_ENDPOINT_URL="http://127.0.0.1:$port" WINE_S3_KEY=demo-access-key WINE_S3_SECRET=demo-secret-key
 for _ in $(seq 1 60); do curl -sf "$WINE_S3_ENDPOINT_URL/moto-api/" > /dev/null && break; sleep 0.5; done
 python - <<'PY'
@@ -42,6 +41,20 @@ boto3.client("s3", endpoint_url=os.environ["WINE_S3_ENDPOINT_URL"], region_name=
              aws_secret_access_key=os.environ["WINE_S3_SECRET"]).create_bucket(Bucket="wine-classifier")
 PY
 echo "==> S3 endpoint on $WINE_S3_ENDPOINT_URL (moto), bucket wine-classifier"
+
+# The MLflow tracking server: runs in SQLite, artifacts proxied to S3 with the server's own keys
+# (the tasks get none for MLflow), as docker-compose.yaml deploys it.
+mlflow_port="$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+AWS_ACCESS_KEY_ID=demo-mlflow-key AWS_SECRET_ACCESS_KEY=demo-mlflow-secret \
+  MLFLOW_S3_ENDPOINT_URL="$WINE_S3_ENDPOINT_URL" setsid mlflow server --host 127.0.0.1 \
+  --port "$mlflow_port" --workers 1 --backend-store-uri "sqlite:///$state/mlflow.db" \
+  --artifacts-destination s3://wine-classifier/mlflow > "$state/mlflow.log" 2>&1 &
+mlflow_pid=$!
+trap 'kill -- -"$moto_pid" -"$mlflow_pid" 2>/dev/null || true' EXIT
+export MLFLOW_TRACKING_URI="http://127.0.0.1:$mlflow_port"
+for _ in $(seq 1 120); do curl -sf "$MLFLOW_TRACKING_URI/health" > /dev/null && break; sleep 0.5; done
+curl -sf "$MLFLOW_TRACKING_URI/health" > /dev/null || { tail -n 40 "$state/mlflow.log"; exit 1; }
+echo "==> MLflow tracking server on $MLFLOW_TRACKING_URI (runs in $state/mlflow.db, artifacts on s3://wine-classifier/mlflow)"
 
 echo "==> Airflow metadata DB: $AIRFLOW_HOME/airflow.db"
 airflow db migrate > "$AIRFLOW_HOME/db-migrate.log" 2>&1 || { tail -n 40 "$AIRFLOW_HOME/db-migrate.log"; exit 1; }
@@ -69,5 +82,5 @@ echo
 rm -rf "$AIRFLOW_HOME/demo-s3"
 python "$repo/scripts/demo_report.py" "$AIRFLOW_HOME/demo-s3"
 echo "Local outputs: $project/data/08_reporting/*/metrics.json and confusion_matrix.png"
-echo "MLflow UI:     mlflow ui --backend-store-uri $MLFLOW_TRACKING_URI  (artifacts were on the demo's S3: see .airflow/demo-s3)"
+echo "MLflow UI:     mlflow ui --backend-store-uri sqlite:///$state/mlflow.db  (artifacts were on the demo's S3: see .airflow/demo-s3)"
 echo "Airflow UI:    source .airflow/env.sh && airflow standalone"

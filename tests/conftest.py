@@ -116,8 +116,13 @@ class MlflowServer:
     """A real ``mlflow server`` on loopback (SQLite backend, proxied artifacts) that a test can stop
     and start again on the same port and data, as an outage would."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, artifacts_destination: str | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        """``artifacts_destination`` (default: a folder of ``root``) is where the server proxies
+        artifacts, e.g. ``s3://bucket/mlflow`` with the S3 keys in ``env`` (the server's own)."""
         self.root = root
+        self.artifacts_destination = artifacts_destination or str(root / "artifacts")
+        self.env = env or {}
         root.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -127,12 +132,13 @@ class MlflowServer:
         command = [
             str(Path(sys.executable).with_name("mlflow")), "server",
             "--backend-store-uri", f"sqlite:///{self.root}/mlflow.db",
-            "--artifacts-destination", str(self.root / "artifacts"),
+            "--artifacts-destination", self.artifacts_destination,
             "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
         ]
         self._stack = contextlib.ExitStack()
         log = self.root / "server.log"
-        process = self._stack.enter_context(background_process(command, log, append=True))
+        process = self._stack.enter_context(background_process(command, log, append=True,
+                                                               env=self.env))
         wait_for_http(f"{self.url}/health", process, log)
 
     def stop(self) -> None:
@@ -142,8 +148,9 @@ class MlflowServer:
 
 
 @contextlib.contextmanager
-def running_mlflow_server(root: Path):
-    server = MlflowServer(root)
+def running_mlflow_server(root: Path, artifacts_destination: str | None = None,
+                          env: dict[str, str] | None = None):
+    server = MlflowServer(root, artifacts_destination, env)
     server.start()
     try:
         yield server

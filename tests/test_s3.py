@@ -26,9 +26,18 @@ def _example_on(endpoint, key: str, secret: str, workspace, mlflow_server, monke
     config = yaml.safe_load(config_file.read_text())
     config["server"]["mlflow_tracking_uri"] = mlflow_server
     config["tracking"]["experiment"]["name"] = experiment
-    config["tracking"]["experiment"]["create_experiment_kwargs"]["artifact_location"] = (
-        f"s3://{BUCKET}/{experiment}")
+    # Artifacts straight to S3 from the tasks (the example's env has the server proxy them):
+    # the MLflow client then needs the S3 keys, through mlflow.yml's server.credentials.
+    config["tracking"]["experiment"]["create_experiment_kwargs"] = {
+        "artifact_location": f"s3://{BUCKET}/{experiment}"}
+    config["server"]["credentials"] = "mlflow"
     config_file.write_text(yaml.safe_dump(config))
+    credentials_file = project / "conf" / "s3" / "credentials.yml"
+    credentials = yaml.safe_load(credentials_file.read_text())
+    credentials["mlflow"] = {"AWS_ACCESS_KEY_ID": "${oc.env:WINE_S3_KEY}",
+                             "AWS_SECRET_ACCESS_KEY": "${oc.env:WINE_S3_SECRET}",
+                             "MLFLOW_S3_ENDPOINT_URL": "${oc.env:WINE_S3_ENDPOINT_URL}"}
+    credentials_file.write_text(yaml.safe_dump(credentials))
     run_kedro(project, "airflow", "export", "-e", "s3", "--target-dir", str(workspace / "dags"))
     return project, workspace / "dags" / "wine_classifier_s3.py", experiment, (key, secret)
 

@@ -23,10 +23,14 @@ MINUTELY = "minutely"
 
 
 @pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory):
+def mlflow_server(tmp_path_factory, s3_server):
     """This module's own MLflow server: its registry starts empty, so the first training run's
-    model becomes the champion, which is what starts the inference DAG."""
-    with running_mlflow_server(tmp_path_factory.mktemp("scheduler-mlflow")) as server:
+    model becomes the champion, which is what starts the inference DAG. It proxies artifacts to
+    S3 with keys of its own, as the example's `s3` env expects: the workers get none."""
+    env = {"AWS_ACCESS_KEY_ID": "mlflow-server-key", "AWS_SECRET_ACCESS_KEY": "mlflow-server-secret",
+           "MLFLOW_S3_ENDPOINT_URL": s3_server.url}
+    with running_mlflow_server(tmp_path_factory.mktemp("scheduler-mlflow"),
+                               f"s3://{BUCKET}/mlflow", env) as server:
         yield server.url
 
 
@@ -77,8 +81,9 @@ def _assert_one_finished_training_run(airflow: AirflowCluster, run_id: str, mlfl
     assert parent.info.status == "FINISHED"
     children = _children(mlflow_server, parent)
     assert len(children) == 7 and {c.info.status for c in children} == {"FINISHED"}
-    keys = s3_server.keys(BUCKET, "mlflow/")
-    assert f"mlflow/{parent.info.run_id}/artifacts/random_forest/confusion_matrix.png" in keys
+    keys = s3_server.keys(BUCKET, "mlflow/")  # proxied by the MLflow server: <experiment>/<run>
+    assert (f"mlflow/{parent.info.experiment_id}/{parent.info.run_id}/artifacts/random_forest/"
+            "confusion_matrix.png") in keys
     assert s3_server.keys(BUCKET, f"airflow-intermediate/{TRAINING}/{storage_key(run_id)}/") == []
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import copy_example, run_dag, run_kedro
 
 pytestmark = pytest.mark.slow

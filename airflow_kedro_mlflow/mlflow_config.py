@@ -1,9 +1,10 @@
 """Typed settings from ``conf/<env>/mlflow.yml``, in kedro-mlflow 2's schema.
 
 Projects that already use kedro-mlflow keep their file; projects that do not can write the same
-keys without installing it. Unknown keys are errors (as in kedro-mlflow), and every error names
-the file and the dotted key. Pure Python: reading the file goes through the project's config
-loader, so ``${oc.env:...}`` and env overrides resolve as elsewhere in Kedro.
+keys without installing it. The file is checked by typed models (``mlflow_yml``): unknown keys are
+errors (as in kedro-mlflow), and every error names the file and the dotted key. Reading the file
+goes through the project's config loader, so ``${oc.env:...}`` and env overrides resolve as
+elsewhere in Kedro.
 """
 
 from __future__ import annotations
@@ -23,36 +24,6 @@ LONG_PARAMS_STRATEGIES = ("fail", "truncate", "tag")
 DEFAULT_LOCAL_ARTIFACTS = "mlruns"
 """Where a SQLite store's experiments keep artifacts when mlflow.yml names no location: the
 project's ``mlruns/`` (MLflow's own default name, relative to the project, not the worker)."""
-
-# The schema: nested mappings of key -> default. A dict value is a sub-block; the types of leaves
-# are checked against their default's type (None: any string).
-_SCHEMA: dict[str, Any] = {
-    "server": {
-        "mlflow_tracking_uri": None,
-        "mlflow_registry_uri": None,
-        "credentials": None,
-        "request_header_provider": {"type": None, "pass_context": False, "init_kwargs": {}},
-    },
-    "tracking": {
-        "disable_tracking": {"pipelines": [], "disable_autologging": True},
-        "experiment": {
-            "name": None,
-            "create_experiment_kwargs": {"artifact_location": None, "tags": {}},
-            "restore_if_deleted": True,
-        },
-        "run": {"id": None, "name": None, "nested": True},
-        "params": {
-            # flatten: None (unset) flattens here; kedro-mlflow's own default is false
-            "dict_params": {"flatten": None, "recursive": True, "sep": "."},
-            "long_params_strategy": "fail",
-        },
-    },
-    "ui": {"port": "5000", "host": "127.0.0.1"},
-}
-_OPTIONAL_BOOLS = {("tracking", "params", "dict_params", "flatten")}  # true, false or unset
-_OPEN_MAPPINGS = {("server", "request_header_provider", "init_kwargs"),
-                  ("tracking", "experiment", "create_experiment_kwargs", "tags")}
-
 
 @dataclass(frozen=True)
 class MlflowSettings:
@@ -97,7 +68,9 @@ def settings_from_dict(
         if not uri:
             return MlflowSettings(enabled=False, source=source)
         config = {}
-    values = _validate(config, _SCHEMA, (), source)
+    from airflow_kedro_mlflow.mlflow_yml import validate
+
+    values = validate(config, source)
     server, tracking, ui = values["server"], values["tracking"], values["ui"]
     if pipeline_name in tracking["disable_tracking"]["pipelines"]:
         return MlflowSettings(enabled=False, source=source)
@@ -200,51 +173,3 @@ def _ui_url(tracking_uri: str, ui: Mapping[str, Any]) -> str | None:
     if tracking_uri.startswith("databricks"):
         return None
     return f"http://{ui['host']}:{ui['port']}"
-
-
-def _validate(
-    value: Any, schema: Mapping[str, Any], path: tuple[str, ...], source: str
-) -> dict[str, Any]:
-    if value is None:
-        value = {}
-    if not isinstance(value, Mapping):
-        raise ConfigError(
-            f"{source}: key '{'.'.join(path)}' must be a mapping, got {type(value).__name__}"
-        )
-    unknown = set(value) - set(schema)
-    if unknown:
-        key = ".".join((*path, sorted(map(str, unknown))[0]))
-        raise ConfigError(
-            f"{source}: unknown key '{key}' (known: {', '.join(sorted(schema))})"
-        )
-    result: dict[str, Any] = {}
-    for key, default in schema.items():
-        key_path = (*path, key)
-        given = value.get(key, default)
-        if isinstance(default, dict) and key_path not in _OPEN_MAPPINGS:
-            result[key] = _validate(given, default, key_path, source)
-        else:
-            result[key] = _check_leaf(given, default, key_path, source)
-    return result
-
-
-def _check_leaf(given: Any, default: Any, path: tuple[str, ...], source: str) -> Any:
-    if given is None:
-        return default
-    expected: tuple[type, ...]
-    if isinstance(default, bool) or path in _OPTIONAL_BOOLS:
-        expected = (bool,)
-    elif isinstance(default, list):
-        expected = (list,)
-    elif isinstance(default, dict):
-        expected = (dict,)
-    elif default is None or isinstance(default, str):
-        expected = (str, int) if path[-1] == "port" else (str,)
-    else:
-        expected = (type(default),)
-    if not isinstance(given, expected):
-        raise ConfigError(
-            f"{source}: key '{'.'.join(path)}' must be {expected[0].__name__}, "
-            f"got {type(given).__name__}"
-        )
-    return str(given) if path[-1] == "port" else given

@@ -207,3 +207,22 @@ def test_dag_params_can_be_left_out_of_a_very_large_dag(tmp_path, dag_params):
     (tmp_path / "pkg.py").write_text(render_dag(manifest, settings, "..", None))
     dag = load_dagbag(tmp_path).dags["pkg"]
     assert dict(dag.params) == ({"n": 3} if dag_params else {})
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"tracking": {"experimnt": {}}}, "unknown key 'tracking.experimnt' (known: disable_tracking, "
+                                      "experiment, params, run)"),
+    ({"tracking": {"run": {"name": 3}}}, "key 'tracking.run.name' must be str, got int"),
+    ({"tracking": {"params": {"long_params_strategy": "drop"}}},
+     "key 'tracking.params.long_params_strategy' must be one of fail, truncate, tag"),
+    ({"tracking": "none"}, "key 'tracking' must be a mapping, got str"),
+])
+def test_mlflow_yml_is_checked_by_typed_models_naming_file_and_key(config, message):
+    with pytest.raises(ConfigError) as caught:
+        _mlflow(config)
+    assert str(caught.value) == f"{MLFLOW_SOURCE}: {message}"
+
+
+def test_null_mlflow_yml_keys_take_their_defaults():
+    settings = _mlflow({"tracking": {"run": None, "params": {"dict_params": None}}, "ui": {"port": 5001}})
+    assert settings.flatten_dict_params and settings.run_name is None

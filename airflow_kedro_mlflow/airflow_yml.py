@@ -8,14 +8,15 @@ key, e.g. ``conf/base/airflow.yml: key 'default.retries' must be a whole number 
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from airflow_kedro_mlflow.config import GROUP_BY_CHOICES, PROMOTION_DIRECTIONS
+from airflow_kedro_mlflow.config import GROUP_BY_CHOICES
 from airflow_kedro_mlflow.errors import ConfigError
 
 SCHEDULE_PRESETS = {
@@ -195,6 +196,82 @@ def _promotion(value: Any) -> Any:
     return value
 
 
+_POD_KEYS = ("image", "namespace", "project_path", "secrets", "env", "resources", "node_selector",
+             "service_account_name", "kubernetes_conn_id", "image_pull_policy")
+
+
+class Execution(BaseModel):
+    """``execution: {<node tag>: ...}``: where the tasks of nodes with the tag run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    mode: Literal["worker", "virtualenv", "kubernetes_pod"] = "worker"
+    executor: _NonEmpty | None = None
+    executor_config: dict[str, Any] | None = None
+    python: _NonEmpty | None = None
+    image: _NonEmpty | None = None
+    namespace: _NonEmpty | None = None
+    project_path: _NonEmpty | None = None
+    secrets: list[_NonEmpty] = []
+    env: dict[str, Annotated[str, Field(strict=True)]] = {}
+    resources: dict[Literal["requests", "limits"], dict[str, str | int | float]] = {}
+    node_selector: dict[str, Annotated[str, Field(strict=True)]] = {}
+    service_account_name: _NonEmpty | None = None
+    kubernetes_conn_id: _NonEmpty | None = None
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Execution:
+        if self.mode == "virtualenv" and not self.python:
+            raise ValueError("has mode 'virtualenv', which needs 'python' (the other "
+                             "environment's interpreter, e.g. /opt/venvs/legacy/bin/python)")
+        if self.mode == "kubernetes_pod":
+            lacking = [key for key in ("image", "project_path") if not getattr(self, key)]
+            if lacking:
+                raise ValueError(f"has mode 'kubernetes_pod', which needs '{lacking[0]}' "
+                                 "(image: the pod's image; project_path: the project's root in it)")
+        else:
+            stray = [key for key in _POD_KEYS if key in self.model_fields_set]
+            if stray:
+                raise ValueError(f"sets '{stray[0]}', which only mode 'kubernetes_pod' takes "
+                                 f"(mode is '{self.mode}')")
+        if self.mode == "worker" and self.python:
+            raise ValueError("sets 'python', which only modes 'virtualenv' and 'kubernetes_pod' take")
+        pod_override = (self.executor_config or {}).get("pod_override")
+        if pod_override is not None and not isinstance(pod_override, dict):
+            raise ValueError("has an 'executor_config.pod_override' that is not a mapping (a "
+                             "Kubernetes pod: {spec: {containers: [{name: base, ...}]}})")
+        if pod_override is not None and importlib.util.find_spec("kubernetes") is not None:
+            from airflow_kedro_mlflow.kubernetes import pod_override as to_pod
+
+            try:  # at export already, where the Kubernetes client is there to say
+                to_pod(pod_override)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return self
+
+    def settings(self) -> dict[str, Any]:
+        """The keyword arguments of ``config.NodeExecution`` (hashable: tuples, not dicts)."""
+        return {
+            "mode": self.mode, "executor": self.executor, "python": self.python,
+            "executor_config": tuple((self.executor_config or {}).items()),
+            "image": self.image, "namespace": self.namespace, "project_path": self.project_path,
+            "secrets": tuple(self.secrets), "env": tuple(self.env.items()),
+            "resources": tuple(self.resources.items()),
+            "node_selector": tuple(self.node_selector.items()),
+            "service_account_name": self.service_account_name,
+            "kubernetes_conn_id": self.kubernetes_conn_id,
+            "image_pull_policy": self.image_pull_policy,
+        }
+
+
+def _execution(value: Any) -> Any:
+    if value is not None and (not isinstance(value, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, Mapping) for k, v in value.items())):
+        raise ValueError("must map Kedro node tags to execution settings, e.g. "
+                         "{legacy: {mode: virtualenv, python: /opt/venvs/legacy/bin/python}}")
+    return value
+
+
 class Block(BaseModel):
     """One block of airflow.yml (``default``, or a pipeline's): each key and what it holds."""
 
@@ -230,6 +307,7 @@ class Block(BaseModel):
     promotion: Annotated[Promotion | None, _parser(_promotion)] = None
     pools: Annotated[tuple[tuple[str, str], ...] | None, _parser(_tag_routes)] = None
     queues: Annotated[tuple[tuple[str, str], ...] | None, _parser(_tag_routes)] = None
+    execution: Annotated[dict[str, Execution] | None, _parser(_execution)] = None
     group_by: Annotated[str | None, _parser(_group_by)] = None
     dag_params: Annotated[bool | None, _parser(_bool)] = None
 
@@ -254,18 +332,19 @@ def parse_block(block: Any, origin: str, block_name: str) -> dict[str, Any]:
 
 def _first_error(exc: ValidationError, origin: str, prefix: str) -> str:
     error = exc.errors()[0]
-    where = prefix + ".".join(str(part) for part in error["loc"])
+    where = (prefix + ".".join(str(part) for part in error["loc"])).replace(".[key]", "")
     if error["type"] == "extra_forbidden":
         if len(error["loc"]) > 1:
-            known = ", ".join(Promotion.model_fields)
+            nested = Execution if error["loc"][0] == "execution" else Promotion
+            known = ", ".join(nested.model_fields)
             parent = where.rsplit(".", 1)[0]
             return f"{origin}: key '{parent}' has unknown key '{where}' (known: {known})"
         return f"{origin}: unknown key '{where}' (known keys: {', '.join(KNOWN_KEYS)})"
     if error["type"] == "missing":
         return f"{origin}: key '{where.rsplit('.', 1)[0]}' lacks '{where}'"
     if error["type"] == "literal_error":
-        return (f"{origin}: key '{where}' is {error['input']!r}; use one of "
-                f"{', '.join(PROMOTION_DIRECTIONS)}")
+        expected = str(error.get("ctx", {}).get("expected", "")).replace("'", "")
+        return f"{origin}: key '{where}' is {error['input']!r}; use one of {expected.replace(' or ', ', ')}"
     message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] in ("string_type", "string_too_short"):
         message = f"must be a non-empty string, got {error['input']!r}"

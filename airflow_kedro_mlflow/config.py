@@ -22,6 +22,7 @@ CONFIG_PATTERNS = ["airflow*", "airflow/**"]
 DEFAULT_INTERMEDIATE_STORE = "data/airflow_intermediate"
 GROUP_BY_CHOICES = ("memory", "namespace")
 PROMOTION_DIRECTIONS = ("maximize", "minimize")
+EXECUTION_MODES = ("worker", "virtualenv", "kubernetes_pod")
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,62 @@ class PromotionSettings:
     """A metric of the DAG run's parent run, e.g. ``random_forest.accuracy``."""
     direction: str = "maximize"
     alias: str = "champion"
+
+
+@dataclass(frozen=True)
+class NodeExecution:
+    """Where and how the tasks of nodes with one tag run (``execution: {<tag>: ...}``).
+
+    ``worker`` (the default) runs the node in the Airflow worker's own interpreter, optionally on
+    another of Airflow's executors (``executor``) with an ``executor_config`` (a KubernetesExecutor
+    ``pod_override``, say). ``virtualenv`` runs it with another Python (``python``) on the same
+    worker; ``kubernetes_pod`` in a pod of its own (``image``), through the cncf-kubernetes
+    provider. Both run the same command, ``python -m airflow_kedro_mlflow.node_runner``.
+    """
+
+    mode: str = "worker"
+    executor: str | None = None
+    executor_config: tuple[tuple[str, Any], ...] = ()
+    """As ``(key, value)`` pairs (the settings are hashable); plain YAML data."""
+    python: str | None = None
+    """``virtualenv``: the other environment's interpreter; ``kubernetes_pod``: the image's."""
+    image: str | None = None
+    namespace: str | None = None
+    project_path: str | None = None
+    """``kubernetes_pod``: the Kedro project's root inside the image."""
+    secrets: tuple[str, ...] = ()
+    """``kubernetes_pod``: Kubernetes Secrets whose keys become the pod's environment variables
+    (``envFrom``), so credentials.yml's ``${oc.env:...}`` finds them; only names are rendered."""
+    env: tuple[tuple[str, str], ...] = ()
+    resources: tuple[tuple[str, Any], ...] = ()
+    node_selector: tuple[tuple[str, str], ...] = ()
+    service_account_name: str | None = None
+    kubernetes_conn_id: str | None = None
+    image_pull_policy: str | None = None
+
+    def operator_arguments(self) -> dict[str, Any]:
+        """The keyword arguments of the node's operator that this setting adds."""
+        args: dict[str, Any] = {}
+        if self.executor:
+            args["executor"] = self.executor
+        if self.executor_config:
+            args["executor_config"] = dict(self.executor_config)
+        if self.mode == "virtualenv":
+            args["python"] = self.python
+        elif self.mode == "kubernetes_pod":
+            for name in ("image", "namespace", "project_path", "service_account_name",
+                         "kubernetes_conn_id", "image_pull_policy"):
+                if getattr(self, name):
+                    args[name] = getattr(self, name)
+            if self.python:
+                args["python"] = self.python
+            if self.secrets:
+                args["secrets"] = list(self.secrets)
+            for name, argument in (("env", "env"), ("resources", "container_resources"),
+                                   ("node_selector", "node_selector")):
+                if getattr(self, name):
+                    args[argument] = dict(getattr(self, name))
+        return args
 
 
 @dataclass(frozen=True)
@@ -94,6 +151,8 @@ class PipelineSettings:
     queues: tuple[tuple[str, str], ...] = ()
     """(node tag, executor queue) pairs: a node task with the tag goes to the queue (e.g. a Celery
     queue served by GPU workers)."""
+    execution: tuple[tuple[str, NodeExecution], ...] = ()
+    """(node tag, how its tasks run) pairs; a node task takes the first configured tag it has."""
     group_by: str | None = None
     """``memory``: nodes joined by in-memory data run in one task; ``namespace``: the nodes of a
     top-level namespace run in one task (kedro-airflow's ``--group-by``); ``None``: a task per node."""
@@ -144,6 +203,10 @@ class PipelineSettings:
                     args[argument] = target
                     break
         return args
+
+    def node_execution(self, node_tags: tuple[str, ...]) -> NodeExecution | None:
+        """How a node task with ``node_tags`` runs: the first configured tag it has, if any."""
+        return next((spec for tag, spec in self.execution if tag in node_tags), None)
 
     def default_args(self) -> dict[str, Any]:
         """``default_args`` of the DAG's tasks."""
@@ -224,6 +287,10 @@ def settings_from_dict(
                 )
             elif key == "promotion":
                 values["promotion"] = None if value is None else PromotionSettings(**value.model_dump())
+            elif key == "execution":
+                values["execution"] = tuple(
+                    (tag, NodeExecution(**spec.settings())) for tag, spec in (value or {}).items()
+                )
             elif key in ("tags", "email", "pools", "queues"):
                 values[field_name] = value or ()
             elif key == "dag_id_suffix":

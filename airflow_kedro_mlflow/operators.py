@@ -24,6 +24,7 @@ EXPERIMENT_XCOM_KEY = "mlflow_experiment_id"
 
 __all__ = [
     "KedroNodeOperator",
+    "KedroNodePodOperator",
     "KedroProject",
     "KedroPromoteModelOperator",
     "KedroRunEndOperator",
@@ -47,7 +48,12 @@ class _KedroProjectOperator(BaseOperator):
 
 class KedroNodeOperator(_KedroProjectOperator):
     """Runs one Kedro node, or several grouped ones (``node_names``), in a Kedro session of the
-    DAG run."""
+    DAG run.
+
+    With ``python`` (airflow.yml ``execution: {<tag>: {mode: virtualenv, python: ...}}``) the
+    node runs in that interpreter's environment on this worker, through the node runner
+    (``python -m airflow_kedro_mlflow.node_runner``), with the same semantics.
+    """
 
     ui_color = "#ffc900"
 
@@ -59,9 +65,11 @@ class KedroNodeOperator(_KedroProjectOperator):
         intermediate_inputs: Sequence[str] = (),
         intermediate_outputs: Sequence[str] = (),
         versioned_inputs: Sequence[str] = (),
+        python: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.python = python
         self.node_names = tuple(node_names) or ((node_name,) if node_name else ())
         if not self.node_names:
             raise ValueError(f"task '{self.task_id}': KedroNodeOperator needs node_name or node_names")
@@ -77,6 +85,9 @@ class KedroNodeOperator(_KedroProjectOperator):
     def on_kill(self) -> None:
         """SIGTERM from Airflow: stop before the next save instead of finishing the node."""
         _stop_node_try()
+        launcher = getattr(self, "_launcher", None)  # the node runner's process, or its pod
+        if launcher is not None:
+            (getattr(launcher, "stop", None) or launcher.on_kill)()
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """The catalog datasets the nodes read and wrote, for Airflow's OpenLineage provider."""
@@ -84,7 +95,14 @@ class KedroNodeOperator(_KedroProjectOperator):
 
         return operator_lineage(getattr(self, "_lineage", None))
 
+    @property
+    def isolated(self) -> bool:
+        """Whether the node runs in a process of the node runner rather than in this one."""
+        return self.python is not None
+
     def execute(self, context: Any) -> None:
+        if self.isolated:
+            return self._execute_isolated(context)
         from airflow_kedro_mlflow.runtime.node_run import NodeTask, run_node
 
         task = NodeTask(
@@ -119,6 +137,107 @@ class KedroNodeOperator(_KedroProjectOperator):
         finally:
             if not linked:  # untracked: the link reads "no run", not a missing XCom (an error line)
                 ti.xcom_push(key=RUN_URL_XCOM_KEY, value=None)
+
+    def _execute_isolated(self, context: Any) -> None:
+        from airflow_kedro_mlflow import launch
+
+        ti = context["ti"]
+        parent_run_id = ti.xcom_pull(task_ids=START_TASK_ID, key=PARENT_XCOM_KEY)
+        experiment_id = (ti.xcom_pull(task_ids=START_TASK_ID, key=EXPERIMENT_XCOM_KEY)
+                         if parent_run_id else None)
+        result: dict[str, Any] = {}
+        try:
+            result, where = self._launch(context, parent_run_id, experiment_id)
+        finally:  # the link (or "no run") also when the launch failed: no missing-XCom error line
+            ti.xcom_push(key=RUN_URL_XCOM_KEY, value=result.get("mlflow_run_url"))
+        self._lineage = launch.lineage_of(result)
+        launch.check_result(self._invocation, result, where)
+
+    def _launch(self, context: Any, parent_run_id: str | None,
+                experiment_id: str | None) -> tuple[dict[str, Any], str]:
+        """Run the node runner in the other environment: (its result, where it ran)."""
+        from airflow_kedro_mlflow import launch
+
+        root = self.project.locate()
+        self._invocation = launch.invocation_for(
+            self, context, str(root), parent_run_id, experiment_id,
+            run_params(context, self.dag), result_file=None)
+        self._launcher = launch.PythonLauncher(str(self.python), self.log)
+        env = launch.connection_environment(
+            launch.referenced_connections(root, self.project.conf_source))
+        return self._launcher.run(self._invocation, env), f"python {self.python}"
+
+
+class KedroNodePodOperator(KedroNodeOperator):
+    """Runs a node task's nodes in a Kubernetes pod of their own (``image``), through the node
+    runner, with the same semantics as in a worker.
+
+    airflow.yml ``execution: {<tag>: {mode: kubernetes_pod, image: ..., project_path: ...}}``.
+    The pod's environment takes Kubernetes ``secrets`` by name (``envFrom``), so the image's
+    credentials.yml (``${oc.env:...}``) finds them; no value is in the DAG file. Parsing imports
+    nothing of Kubernetes: the cncf-kubernetes provider's ``KubernetesPodOperator`` is built
+    inside ``execute`` (this package's ``kubernetes`` extra).
+    """
+
+    ui_color = "#c6dbef"
+
+    def __init__(
+        self,
+        *,
+        image: str,
+        project_path: str,
+        namespace: str | None = None,
+        secrets: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+        container_resources: dict[str, Any] | None = None,
+        node_selector: dict[str, str] | None = None,
+        service_account_name: str | None = None,
+        kubernetes_conn_id: str | None = None,
+        image_pull_policy: str | None = None,
+        python: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(python=python, **kwargs)
+        self.image = image
+        self.project_path = project_path
+        self.namespace = namespace
+        self.secrets = tuple(secrets)
+        self.env = dict(env or {})
+        self.container_resources = dict(container_resources or {})
+        self.node_selector = dict(node_selector or {})
+        self.service_account_name = service_account_name
+        self.kubernetes_conn_id = kubernetes_conn_id
+        self.image_pull_policy = image_pull_policy
+
+    @property
+    def isolated(self) -> bool:
+        return True
+
+    def pod_operator(self, context: Any, parent_run_id: str | None = None,
+                     experiment_id: str | None = None) -> Any:
+        """The ``KubernetesPodOperator`` this try runs (built, not run)."""
+        from airflow_kedro_mlflow import launch
+        from airflow_kedro_mlflow.kubernetes import XCOM_RESULT_FILE, pod_operator
+
+        self._invocation = launch.invocation_for(
+            self, context, self.project_path, parent_run_id, experiment_id,
+            run_params(context, self.dag), result_file=XCOM_RESULT_FILE)
+        return pod_operator(self, self._invocation)
+
+    def _launch(self, context: Any, parent_run_id: str | None,
+                experiment_id: str | None) -> tuple[dict[str, Any], str]:
+        from airflow.sdk.bases.operator import ExecutorSafeguard
+
+        pod = self.pod_operator(context, parent_run_id, experiment_id)
+        self._launcher = pod
+        token = ExecutorSafeguard.tracker.set(pod)  # run by this task, not "outside the runner"
+        try:
+            result = pod.execute(context)  # raises when the pod fails
+        finally:
+            ExecutorSafeguard.tracker.reset(token)
+        result = dict(result) if isinstance(result, dict) else {}
+        result.setdefault("exit_code", 0)
+        return result, f"a pod of image {self.image}"
 
 
 def _run_identity(context: Any) -> Any:

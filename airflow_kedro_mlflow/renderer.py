@@ -7,12 +7,12 @@ explicit edge list, and no logic that needs Kedro at parse time. Rendering is de
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from datetime import UTC, datetime
 
 from airflow_kedro_mlflow import __version__
-from airflow_kedro_mlflow.config import CallableRef, Duration, PipelineSettings
+from airflow_kedro_mlflow.config import CallableRef, Duration, NodeExecution, PipelineSettings
 from airflow_kedro_mlflow.ids import END_TASK_ID, PROMOTE_TASK_ID, START_TASK_ID
 from airflow_kedro_mlflow.manifest import Manifest, NodeSpec, TaskSpec
 
@@ -35,8 +35,12 @@ def render_dag(
         f"from airflow.sdk import {_sdk_imports(manifest, settings)}",
         "",
         *_callable_imports(settings),
+        *(["from airflow_kedro_mlflow.kubernetes import pod_override"]
+          if _uses(manifest, settings, _has_pod_override) else []),
         "from airflow_kedro_mlflow.operators import (",
         "    KedroNodeOperator,",
+        *(["    KedroNodePodOperator,"]
+          if _uses(manifest, settings, lambda spec: spec.mode == "kubernetes_pod") else []),
         "    KedroProject,",
         *(["    KedroPromoteModelOperator,"] if settings.promotion else []),
         "    KedroRunEndOperator,",
@@ -139,11 +143,14 @@ def _render_groups(
 
 def _render_node(manifest: Manifest, settings: PipelineSettings, node: TaskSpec) -> list[str]:
     names = node.node_names
+    execution = settings.node_execution(node.tags)
     args = [
         f"task_id={node.task_id!r}",
         f"node_name={names[0]!r}" if len(names) == 1 else f"node_names={list(names)!r}",
         "project=PROJECT",
         *(f"{key}={value!r}" for key, value in settings.node_task_arguments(node.tags).items()),
+        *(f"{key}={_execution_literal(key, value)}"
+          for key, value in (execution.operator_arguments() if execution else {}).items()),
     ]
     for keyword, names in (
         ("intermediate_inputs", manifest.intermediate_inputs(node)),
@@ -156,11 +163,38 @@ def _render_node(manifest: Manifest, settings: PipelineSettings, node: TaskSpec)
     if outlets:
         args.append(f"outlets=[{', '.join(f'Asset({uri!r})' for uri in outlets)}]")
     args.append(f"doc_md={NODE_DOC_SEPARATOR.join(_node_doc(n) for n in node.nodes)!r}")
+    operator = ("KedroNodePodOperator" if execution and execution.mode == "kubernetes_pod"
+                else "KedroNodeOperator")
     return [
-        f"tasks[{node.full_task_id!r}] = KedroNodeOperator(",
+        f"tasks[{node.full_task_id!r}] = {operator}(",
         *(f"{INDENT}{arg}," for arg in args),
         ")",
     ]
+
+
+def _execution_literal(key: str, value: object) -> str:
+    """An execution setting as source: plain data, but a ``pod_override`` must be a V1Pod when
+    Airflow serializes the DAG, so the file converts it (``kubernetes.pod_override``)."""
+    if key == "executor_config" and isinstance(value, dict) and "pod_override" in value:
+        rest = {k: v for k, v in value.items() if k != "pod_override"}
+        items = [f"{k!r}: {v!r}" for k, v in rest.items()]
+        items.append(f"'pod_override': pod_override({value['pod_override']!r})")
+        return "{" + ", ".join(items) + "}"
+    return repr(value)
+
+
+def _has_pod_override(spec: NodeExecution) -> bool:
+    return "pod_override" in dict(spec.executor_config)
+
+
+def _uses(manifest: Manifest, settings: PipelineSettings,
+          predicate: Callable[[NodeExecution], bool]) -> bool:
+    """Whether a task of the DAG runs with execution settings that satisfy ``predicate``."""
+    for task in manifest.tasks:
+        spec = settings.node_execution(task.tags)
+        if spec is not None and predicate(spec):
+            return True
+    return False
 
 
 def _node_doc(node: NodeSpec) -> str:

@@ -256,6 +256,14 @@ def airflow_db() -> Path:
     return AIRFLOW_HOME
 
 
+@pytest.fixture(scope="session")
+def node_python(tmp_path_factory) -> Path:
+    """The interpreter of a second environment (Kedro and this package, no Airflow), built once."""
+    from node_env import create_node_environment
+
+    return create_node_environment(tmp_path_factory.mktemp("node-env") / "venv")
+
+
 @pytest.fixture
 def workspace(request, tmp_path_factory) -> Path:
     """A folder inside Airflow's DAGs folder (so ``dag.test()`` may run its DAGs), per test."""

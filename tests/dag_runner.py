@@ -6,6 +6,7 @@ Usage: python dag_runner.py DAG_FILE DAG_ID [CONF_JSON]
 """
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -13,6 +14,10 @@ from pathlib import Path
 def main() -> None:
     dag_file, dag_id = sys.argv[1], sys.argv[2]
     conf = json.loads(sys.argv[3]) if len(sys.argv) > 3 else None
+    if os.environ.get("AKM_POD_STAND_IN"):  # no Kubernetes cluster here: see pod_stand_in.py
+        import pod_stand_in
+
+        pod_stand_in.install()
     from airflow_kedro_mlflow.dagbag import load_dagbag
 
     bag = load_dagbag(Path(dag_file))

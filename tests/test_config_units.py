@@ -42,6 +42,22 @@ def _settings(config: dict, pipeline: str = "__default__"):
      "key 'default.promotion.direction' is 'up'; use one of maximize, minimize"),
     ({"default": {"promotion": {"registered_model": "m", "model": "m", "metric": "a", "x": 1}}},
      "key 'default.promotion' has unknown key 'default.promotion.x'"),
+    ({"default": {"execution": {"gpu": {"mode": "virtualenv"}}}},
+     "key 'default.execution.gpu' has mode 'virtualenv', which needs 'python'"),
+    ({"default": {"execution": {"gpu": {"mode": "vm"}}}},
+     "key 'default.execution.gpu.mode' is 'vm'; use one of worker, virtualenv, kubernetes_pod"),
+    ({"default": {"execution": {"gpu": {"mode": "kubernetes_pod", "image": "i"}}}},
+     "key 'default.execution.gpu' has mode 'kubernetes_pod', which needs 'project_path'"),
+    ({"default": {"execution": {"gpu": {"image": "i"}}}},
+     "key 'default.execution.gpu' sets 'image', which only mode 'kubernetes_pod' takes"),
+    ({"default": {"execution": {"gpu": {"python": "/p"}}}},
+     "key 'default.execution.gpu' sets 'python', which only modes 'virtualenv' and"),
+    ({"default": {"execution": {"gpu": {"imag": "i"}}}},
+     "key 'default.execution.gpu' has unknown key 'default.execution.gpu.imag' (known: mode,"),
+    ({"default": {"execution": {"gpu": {"mode": "kubernetes_pod", "image": "i", "project_path": "/p",
+                                        "resources": {"limit": {"cpu": 1}}}}}},
+     "key 'default.execution.gpu.resources.limit' is 'limit'; use one of requests, limits"),
+    ({"default": {"execution": ["gpu"]}}, "key 'default.execution' must map Kedro node tags"),
 ])
 def test_a_bad_key_is_one_line_naming_file_and_key(config, message):
     with pytest.raises(ConfigError) as caught:
@@ -226,3 +242,31 @@ def test_mlflow_yml_is_checked_by_typed_models_naming_file_and_key(config, messa
 def test_null_mlflow_yml_keys_take_their_defaults():
     settings = _mlflow({"tracking": {"run": None, "params": {"dict_params": None}}, "ui": {"port": 5001}})
     assert settings.flatten_dict_params and settings.run_name is None
+
+
+def test_execution_settings_route_node_tasks_by_their_first_configured_tag(tmp_path):
+    settings = _settings({"default": {"execution": {
+        "legacy": {"mode": "virtualenv", "python": "/opt/legacy/bin/python"},
+        "gpu": {"mode": "kubernetes_pod", "image": "reg/img:1", "project_path": "/app",
+                "secrets": ["s3-creds"], "node_selector": {"gpu": "a100"}},
+        "big": {"executor": "LocalExecutor"}}}})
+    nodes = tuple(NodeSpec(name=n, task_id=n, group=(), func="pkg.f", inputs=(), outputs=(),
+                           tags=tags)
+                  for n, tags in (("old", ("legacy", "gpu")), ("train", ("gpu",)),
+                                  ("fit", ("big",)), ("plain", ())))
+    manifest = Manifest(package_name="pkg", project_name="pkg", pipeline_name="__default__",
+                        dag_id="pkg", env=None, nodes=nodes)
+    source = render_dag(manifest, settings, "..", None)
+    assert "s3-creds" in source and "kubernetes" not in source.split("with DAG(")[0]
+    (tmp_path / "pkg.py").write_text(source)
+    bag = load_dagbag(tmp_path)
+    assert bag.import_errors == {}
+    dag = bag.dags["pkg"]
+    assert dag.get_task("old").python == "/opt/legacy/bin/python"
+    assert type(dag.get_task("old")).__name__ == "KedroNodeOperator"
+    train = dag.get_task("train")
+    assert type(train).__name__ == "KedroNodePodOperator"
+    assert (train.image, train.project_path, train.secrets) == ("reg/img:1", "/app", ("s3-creds",))
+    assert train.node_selector == {"gpu": "a100"}
+    assert dag.get_task("fit").executor == "LocalExecutor" and dag.get_task("fit").python is None
+    assert dag.get_task("plain").python is None and dag.get_task("plain").executor is None

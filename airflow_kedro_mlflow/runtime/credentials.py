@@ -41,6 +41,19 @@ def is_locator(key: str | None, value: Any) -> bool:
     return not (isinstance(value, str) and _USERINFO.search(value))
 
 
+MASKED: set[str] = set()
+"""Every secret string masked in this process: what ``redact`` hides where Airflow's masker does
+not reach (the node runner's output, outside a task process)."""
+
+
+def redact(text: str) -> str:
+    """``text`` with every masked secret replaced by ``***``, longest first."""
+    for secret in sorted(MASKED, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
 def mask(value: Any, key: str | None = None) -> None:
     """Register every secret string in ``value`` (nested mappings and lists too) with the masker.
 
@@ -54,6 +67,8 @@ def mask(value: Any, key: str | None = None) -> None:
         for item in value:
             mask(item, key)
     elif value is not None and not isinstance(value, bool) and not is_locator(key, value):
+        if len(str(value)) >= 5:  # as Airflow's masker (min_length_masked_secret)
+            MASKED.add(str(value))
         try:
             from airflow.sdk.log import mask_secret
         except ImportError:  # pragma: no cover - outside Airflow

@@ -22,7 +22,7 @@ from airflow_kedro_mlflow.kedro_project import create_session
 from airflow_kedro_mlflow.project_ref import KedroProject
 from airflow_kedro_mlflow.run_identity import RunIdentity
 from airflow_kedro_mlflow.runtime.intermediate import IntermediateStore
-from airflow_kedro_mlflow.runtime.lineage import NodeLineage, node_lineage, openlineage_enabled
+from airflow_kedro_mlflow.runtime.lineage import NodeLineage, node_lineage
 from airflow_kedro_mlflow.runtime.model_uri_handoff import ModelUriHandoffHooks
 from airflow_kedro_mlflow.runtime.owned_outputs import OwnedOutputsHooks
 from airflow_kedro_mlflow.runtime.task_runtime import TaskRuntime
@@ -69,8 +69,8 @@ def run_node(
     With MLflow tracking on, the node runs inside a child run of ``parent_run_id``;
     ``on_tracked(run_id, url)`` is called as soon as that child exists, so the task can link to it
     even if the node then fails. ``experiment_id`` is the parent's (saves fetching it).
-    ``on_lineage`` gets the catalog datasets the nodes read and write, before they run, when
-    Airflow's OpenLineage provider is there to report them.
+    ``on_lineage`` gets the catalog datasets the nodes read and write, before they run (given
+    when Airflow's OpenLineage provider is there to report them).
     """
     guard = TryGuard(f"task {run.task_id} try {run.try_number}")
     runtime = TaskRuntime.open(project, run, runtime_params)
@@ -91,7 +91,7 @@ def run_node(
         project.env or "default",
         run.save_version,
     )
-    if on_lineage is not None and openlineage_enabled():
+    if on_lineage is not None:
         from kedro.framework.project import pipelines
 
         if project.pipeline in pipelines:

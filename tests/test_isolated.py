@@ -1,0 +1,238 @@
+"""Nodes routed by tag to another Python environment (``mode: virtualenv``) and to a Kubernetes pod
+(``mode: kubernetes_pod``), and the node runner both use, run for real with ``dag.test()``.
+
+The pod mode has no cluster here: its DAG is parsed, the pod its task would create is built by
+the cncf-kubernetes provider and validated by the Kubernetes client's models, and the exact
+command of the pod's container is run in the second environment, as the pod would run it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO, run_dag, run_kedro
+from kedro_projects import write_project
+
+pytestmark = pytest.mark.slow
+
+WHERE_NODES = '''
+"""Nodes that report which Python ran them."""
+
+import sys
+
+
+def make_numbers(count: int) -> list[int]:
+    return list(range(count))
+
+
+def locate(numbers: list[int]) -> dict:
+    return {"executable": sys.executable, "prefix": sys.prefix, "total": sum(numbers)}
+
+
+def report(where: dict) -> dict:
+    return {"ran_in": where["prefix"], "total": where["total"], "reporter": sys.prefix}
+'''
+
+WHERE_REGISTRY = '''
+from kedro.pipeline import Pipeline, node
+
+from {package}.nodes import locate, make_numbers, report
+
+
+def register_pipelines():
+    where = Pipeline([
+        node(make_numbers, "params:count", "numbers", name="make_numbers"),
+        node(locate, "numbers", "where", name="locate", tags=["isolated"]),
+        node(report, "where", "report", name="report"),
+    ])
+    return {{"__default__": where}}
+'''
+
+WHERE_CATALOG = {
+    "where": {"type": "json.JSONDataset", "filepath": "data/where.json", "versioned": True},
+    "report": {"type": "json.JSONDataset", "filepath": "data/report.json"},
+}
+
+
+def where_project(root: Path, execution: dict, mlflow_url: str | None = None,
+                  experiment: str | None = None) -> Path:
+    extra = {"airflow.yml": {"default": {"execution": {"isolated": execution}}}}
+    if mlflow_url:
+        extra["mlflow.yml"] = {"server": {"mlflow_tracking_uri": mlflow_url},
+                               "tracking": {"experiment": {"name": experiment}}}
+    return write_project(root, "where", WHERE_NODES, WHERE_REGISTRY, catalog=WHERE_CATALOG,
+                         parameters={"count": 5}, extra_conf=extra)
+
+
+def _mlflow_runs(url: str, experiment: str) -> tuple[list, list]:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(url)
+    found = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([found.experiment_id], max_results=100)
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    return parents, [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+
+
+def test_virtualenv_node_runs_in_the_other_interpreter_in_one_mlflow_run(
+        airflow_db, workspace, node_python, mlflow_server):
+    experiment = f"where-{uuid.uuid4().hex[:8]}"
+    project = where_project(workspace, {"mode": "virtualenv", "python": str(node_python)},
+                            mlflow_server, experiment)
+    run_kedro(project, "airflow", "export", "--target-dir", str(workspace / "dags"))
+    dag_file = workspace / "dags" / "where.py"
+    assert "python=" in dag_file.read_text()
+
+    result = run_dag(dag_file, "where")
+    assert result.state == "success", result.output[-5000:]
+    report = json.loads((project / "data" / "report.json").read_text())
+    assert report["ran_in"] == str(node_python.parent.parent)  # the node env's sys.prefix
+    assert report["reporter"] == sys.prefix and report["total"] == 10
+    assert len(list((project / "data" / "where.json").iterdir())) == 1  # one save version
+    assert f"Running node locate with {node_python}" in result.output
+
+    (parent,), children = _mlflow_runs(mlflow_server, experiment)
+    assert parent.info.status == "FINISHED"
+    assert sorted(c.data.tags["kedro.node"] for c in children) == ["locate", "make_numbers",
+                                                                   "report"]
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+    assert {c.info.status for c in children} == {"FINISHED"}
+    locate_link = result.xcoms["locate"]["mlflow_run_url"]
+    assert [c for c in children if c.data.tags["kedro.node"] == "locate"][0].info.run_id in locate_link
+
+
+def test_a_failing_virtualenv_node_fails_its_task_and_names_the_node(airflow_db, workspace,
+                                                                     node_python):
+    project = where_project(workspace, {"mode": "virtualenv", "python": str(node_python)})
+    (project / "src" / "where" / "nodes.py").write_text(
+        WHERE_NODES.replace('return {"executable"', 'raise ValueError("no place like home")\n'
+                            '    return {"executable"'))
+    run_kedro(project, "airflow", "export", "--target-dir", str(workspace / "dags"))
+    result = run_dag(workspace / "dags" / "where.py", "where")
+    assert result.state == "failed"
+    assert result.tasks["locate"] == "failed" and result.tasks["make_numbers"] == "success"
+    assert "no place like home" in result.output
+    assert "Kedro node locate failed in python" in result.output
+
+
+def test_a_missing_virtualenv_interpreter_is_a_clear_task_error(airflow_db, workspace):
+    project = where_project(workspace, {"mode": "virtualenv", "python": "/nowhere/bin/python"})
+    run_kedro(project, "airflow", "export", "--target-dir", str(workspace / "dags"))
+    result = run_dag(workspace / "dags" / "where.py", "where")
+    assert result.tasks["locate"] == "failed"
+    assert "the interpreter /nowhere/bin/python" in result.output
+
+
+def test_the_node_runner_runs_a_node_from_a_shell(tmp_path, node_python):
+    """``python -m airflow_kedro_mlflow.node_runner`` with the identity of a DAG run: the node's
+    versioned output is saved under that run's save version, in the other environment."""
+    from airflow_kedro_mlflow.run_identity import save_version_for
+
+    project = where_project(tmp_path, {"mode": "virtualenv", "python": str(node_python)})
+    (project / "data" / "airflow_intermediate").mkdir(parents=True)
+    run_after = "2026-12-01T10:00:00+00:00"
+    base = [str(node_python), "-m", "airflow_kedro_mlflow.node_runner", "--project", str(project),
+            "--dag-id", "where", "--run-id", "manual__1", "--run-after", run_after]
+    first = subprocess.run([*base, "--task-id", "make_numbers", "--node", "make_numbers",
+                            "--intermediate-output", "numbers"], capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    second = subprocess.run([*base, "--task-id", "locate", "--node", "locate",
+                             "--intermediate-input", "numbers", "--result-file",
+                             str(tmp_path / "result.json")], capture_output=True, text=True)
+    assert second.returncode == 0, second.stderr
+    from datetime import datetime
+
+    version = save_version_for(datetime.fromisoformat(run_after), "where", "manual__1")
+    saved = json.loads((project / "data" / "where.json" / version / "where.json").read_text())
+    assert saved["prefix"] == str(node_python.parent.parent) and saved["total"] == 10
+    assert json.loads((tmp_path / "result.json").read_text())["python"] == str(node_python)
+
+    unknown = subprocess.run([*base, "--task-id", "x", "--node", "nope"], capture_output=True,
+                             text=True)
+    assert unknown.returncode == 1 and "nope" in unknown.stderr
+
+
+POD = {"mode": "kubernetes_pod", "image": "registry.example.com/where:1.0",
+       "namespace": "ml", "secrets": ["where-s3"], "env": {"WHERE_ENV": "pod"},
+       "resources": {"limits": {"memory": "2Gi", "cpu": "1"}},
+       "node_selector": {"pool": "training"}}
+
+
+def test_pod_mode_dag_parses_without_kubernetes_and_its_pod_command_runs(
+        airflow_db, workspace, node_python):
+    pytest.importorskip("airflow.providers.cncf.kubernetes")
+    project = where_project(workspace, {**POD, "project_path": str(workspace / "where")})
+    run_kedro(project, "airflow", "export", "--target-dir", str(workspace / "dags"))
+    dag_file = workspace / "dags" / "where.py"
+    source = dag_file.read_text()
+    assert "KedroNodePodOperator(" in source and "where-s3" in source
+
+    probe = subprocess.run([sys.executable, "-c", f"""
+import sys
+from airflow_kedro_mlflow.dagbag import load_dagbag
+bag = load_dagbag(__import__('pathlib').Path({str(dag_file)!r}))
+assert not bag.import_errors, bag.import_errors
+# Airflow's provider discovery reads the provider's info module; nothing else of it may load
+heavy = [m for m in sys.modules if m.split('.')[0] in ('kubernetes', 'kubernetes_asyncio', 'kedro')
+         or m.startswith(('airflow.providers.cncf.kubernetes.operators',
+                          'airflow.providers.cncf.kubernetes.pod_generator'))]
+print('HEAVY', heavy)
+"""], capture_output=True, text=True)
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    assert "HEAVY []" in probe.stdout
+
+    # dag.test() with the cluster replaced by this machine: the pod the provider would create is
+    # validated, then its container's command runs in the node environment (tests/pod_stand_in.py)
+    env = {**os.environ, "AKM_POD_STAND_IN_PATH": str(node_python.parent),
+           "PYTHONPATH": str(REPO / "tests")}
+    result = run_dag(dag_file, "where", env={**env, "AKM_POD_STAND_IN": "1"})
+    assert result.state == "success", result.output[result.output.find("locate"):][:20000]
+    pod = json.loads(result.output.split("POD_SPEC ", 1)[1].splitlines()[0])
+    container, sidecar = pod["spec"]["containers"]  # the node runner, the xcom sidecar
+    assert sidecar["name"] == "airflow-xcom-sidecar"
+    assert container["image"] == POD["image"] and pod["metadata"]["namespace"] == "ml"
+    assert container["command"] == ["python"]
+    assert container["args"][:2] == ["-m", "airflow_kedro_mlflow.node_runner"]
+    assert {"secretRef": {"name": "where-s3"}} in container["envFrom"]
+    assert container["resources"]["limits"] == {"memory": "2Gi", "cpu": "1"}
+    assert pod["spec"]["nodeSelector"] == {"pool": "training"}
+    report = json.loads((project / "data" / "report.json").read_text())
+    assert report["ran_in"] == str(node_python.parent.parent)
+
+
+def test_executor_and_pod_override_are_rendered_as_plain_data(workspace):
+    pytest.importorskip("kubernetes")
+    execution = {"executor": "KubernetesExecutor", "executor_config": {"pod_override": {
+        "spec": {"containers": [{"name": "base", "resources": {"limits": {"memory": "8Gi"}}}]}}}}
+    project = where_project(workspace, execution)
+    run_kedro(project, "airflow", "export", "--target-dir", str(workspace / "dags"))
+    source = (workspace / "dags" / "where.py").read_text()
+    assert "executor='KubernetesExecutor'" in source and "pod_override({'spec'" in source
+
+    probe = subprocess.run([sys.executable, "-c", f"""
+from airflow_kedro_mlflow.dagbag import load_dagbag
+bag = load_dagbag(__import__('pathlib').Path({str(workspace / "dags" / "where.py")!r}))
+assert not bag.import_errors, bag.import_errors
+locate, report = bag.dags["where"].get_task("locate"), bag.dags["where"].get_task("report")
+pod = locate.executor_config["pod_override"]
+print("PARSED", locate.executor, type(pod).__name__, pod.spec.containers[0].resources.limits,
+      report.executor)
+"""], capture_output=True, text=True,
+        env={**os.environ, "AIRFLOW__CORE__EXECUTOR": "LocalExecutor,KubernetesExecutor"})
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    assert "PARSED KubernetesExecutor V1Pod {'memory': '8Gi'} None" in probe.stdout
+
+    bad = yaml.safe_load(yaml.safe_dump(execution))
+    bad["executor_config"]["pod_override"]["spec"]["containerz"] = []
+    (project / "conf" / "base" / "airflow.yml").write_text(
+        yaml.safe_dump({"default": {"execution": {"isolated": bad}}}))
+    failed = run_kedro(project, "airflow", "export", "--target-dir", str(workspace / "dags"),
+                       check=False)
+    assert failed.returncode != 0
+    assert "spec.containerz" in failed.stdout + failed.stderr

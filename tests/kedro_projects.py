@@ -166,3 +166,54 @@ def kedro_mlflow_project(root: Path, package: str = "kmlflow") -> Path:
     """A project written the kedro-mlflow way: its datasets, its hook, its config."""
     return write_project(root, package, KEDRO_MLFLOW_NODES, KEDRO_MLFLOW_REGISTRY,
                          catalog=KEDRO_MLFLOW_CATALOG, parameters={"count": 5})
+
+
+WHERE_NODES = '''
+"""Nodes that report which Python ran them."""
+
+import sys
+
+
+def make_numbers(count: int) -> list[int]:
+    return list(range(count))
+
+
+def locate(numbers: list[int]) -> dict:
+    return {"executable": sys.executable, "prefix": sys.prefix, "total": sum(numbers)}
+
+
+def report(where: dict) -> dict:
+    return {"ran_in": where["prefix"], "total": where["total"], "reporter": sys.prefix}
+'''
+
+WHERE_REGISTRY = '''
+from kedro.pipeline import Pipeline, node
+
+from {package}.nodes import locate, make_numbers, report
+
+
+def register_pipelines():
+    where = Pipeline([
+        node(make_numbers, "params:count", "numbers", name="make_numbers"),
+        node(locate, "numbers", "where", name="locate", tags=["isolated"]),
+        node(report, "where", "report", name="report"),
+    ])
+    return {{"__default__": where}}
+'''
+
+WHERE_CATALOG = {
+    "where": {"type": "json.JSONDataset", "filepath": "data/where.json", "versioned": True},
+    "report": {"type": "json.JSONDataset", "filepath": "data/report.json"},
+}
+
+
+def where_project(root: Path, execution: dict, mlflow_url: str | None = None,
+                  experiment: str | None = None) -> Path:
+    """Three nodes; the middle one, tagged ``isolated`` and run as ``execution`` says, reports
+    the ``sys.prefix`` of the environment that ran it."""
+    extra = {"airflow.yml": {"default": {"execution": {"isolated": execution}}}}
+    if mlflow_url:
+        extra["mlflow.yml"] = {"server": {"mlflow_tracking_uri": mlflow_url},
+                               "tracking": {"experiment": {"name": experiment}}}
+    return write_project(root, "where", WHERE_NODES, WHERE_REGISTRY, catalog=WHERE_CATALOG,
+                         parameters={"count": 5}, extra_conf=extra)

@@ -4,13 +4,14 @@ clock and by assets; a real ``mlflow server`` and an S3 endpoint on loopback."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 
 import pytest
 from airflow_cluster import AirflowCluster, airflow_cluster
 from conftest import copy_example, run_kedro, running_mlflow_server
-from kedro_projects import relay_project
+from kedro_projects import relay_project, where_project
 from secret_scan import assert_nowhere, file_contents, mlflow_runs
 
 from airflow_kedro_mlflow.ids import storage_key
@@ -20,6 +21,7 @@ BUCKET = "wine-classifier"
 TRAINING = "wine_classifier_s3"
 INFERENCE = "wine_classifier__inference_s3"
 MINUTELY = "minutely"
+WHERE = "where"
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +37,10 @@ def mlflow_server(tmp_path_factory, s3_server):
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory, s3_server, mlflow_server):
-    """The example in its `s3` env (training + inference DAGs) and a small DAG scheduled every
-    minute, exported into one dags/ folder, plus the environment the workers get."""
+def deployment(tmp_path_factory, s3_server, mlflow_server, node_python):
+    """The example in its `s3` env (training + inference DAGs), a small DAG scheduled every
+    minute and one whose middle node runs in another virtualenv, exported into one dags/
+    folder, plus the environment the workers get."""
     root = tmp_path_factory.mktemp("deployment")
     key, secret = f"key{uuid.uuid4().hex}", f"secret{uuid.uuid4().hex}"
     s3_server.ensure_bucket(BUCKET, key, secret)
@@ -47,6 +50,9 @@ def deployment(tmp_path_factory, s3_server, mlflow_server):
     minutely = relay_project(root / "examples", package=MINUTELY, extra_conf={"airflow.yml": {
         "default": {"schedule": "* * * * *", "start_date": [2026, 1, 1], "max_active_runs": 1}}})
     run_kedro(minutely, "airflow", "export", "--target-dir", str(root / "dags"))
+    where = where_project(root / "examples", {"mode": "virtualenv", "python": str(node_python)},
+                          mlflow_server, WHERE)
+    run_kedro(where, "airflow", "export", "--target-dir", str(root / "dags"))
     env = {"WINE_S3_KEY": key, "WINE_S3_SECRET": secret, "WINE_S3_ENDPOINT_URL": s3_server.url,
            "MLFLOW_TRACKING_URI": mlflow_server}
     return root, env
@@ -145,6 +151,26 @@ def test_local_executor_run_is_one_mlflow_run_and_triggers_inference(
               **mlflow_runs(mlflow_server, TRAINING)}  # both DAGs log to this experiment
     assert run_id.encode() in places["metadata DB"]  # the dump holds this run's rows
     assert_nowhere((env["WINE_S3_KEY"], env["WINE_S3_SECRET"]), places)
+
+
+def test_a_node_routed_to_a_virtualenv_runs_there_in_the_dag_runs_mlflow_run(
+        deployment, local_airflow, mlflow_server, node_python):
+    run_id = local_airflow.trigger(WHERE)
+    run = local_airflow.wait(WHERE, run_id)
+    tasks = local_airflow.task_instances(WHERE, run_id)
+    assert run["state"] == "success", [(t["task_id"], t["state"]) for t in tasks]
+    root, _ = deployment
+    report = json.loads((root / "examples" / WHERE / "data" / "report.json").read_text())
+    assert report["ran_in"] == str(node_python.parent.parent)  # the other environment's prefix
+    assert report["reporter"] != report["ran_in"]  # the worker's own
+    (parent,) = _parents(mlflow_server, WHERE, run_id)
+    assert parent.info.status == "FINISHED"
+    children = _children(mlflow_server, parent)
+    assert sorted(c.data.tags["kedro.node"] for c in children) == ["locate", "make_numbers",
+                                                                   "report"]
+    assert {c.info.status for c in children} == {"FINISHED"}
+    (log,) = [text for text in _task_logs(local_airflow, WHERE, run_id) if "Node runner:" in text]
+    assert str(node_python) in log
 
 
 def test_three_concurrent_runs_keep_their_own_runs_data_and_models(

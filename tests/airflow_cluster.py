@@ -128,6 +128,17 @@ class AirflowCluster:
             "task_instances"]
 
 
+UNREACHABLE_DB = "postgresql+psycopg2://nobody@127.0.0.1:9/no_metadata_db_for_workers"
+
+
+def worker_env(env: dict[str, str]) -> dict[str, str]:
+    """What a Celery worker gets, as docker-compose.yaml gives it: Airflow 3's task execution
+    goes through the api-server, so no metadata DB (a URL that cannot connect: any use of the DB
+    fails the task) and no JWT signing secret (each workload brings its own token)."""
+    return {**{k: v for k, v in env.items() if k != "AIRFLOW__API_AUTH__JWT_SECRET"},
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": UNREACHABLE_DB}
+
+
 def _quote(run_id: str) -> str:
     return urllib.request.quote(run_id, safe="")
 
@@ -171,7 +182,8 @@ def airflow_cluster(
     if executor == "CeleryExecutor":
         env.update({
             "AIRFLOW__CELERY__BROKER_URL": REDIS,
-            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{POSTGRES}/{database}",
+            # Redis, not the metadata DB: the workers must not need the DB (see worker_env)
+            "AIRFLOW__CELERY__RESULT_BACKEND": REDIS,
             "AIRFLOW__OPERATORS__DEFAULT_QUEUE": queue,
         })
     airflow = str(Path(sys.executable).with_name("airflow"))
@@ -192,7 +204,8 @@ def airflow_cluster(
                 processes[f"worker{index}"] = stack.enter_context(background_process(
                     [airflow, "celery", "worker", "--concurrency", "1", "--queues", queue,
                      "--celery-hostname", f"worker{index}@%h"],
-                    home / f"worker{index}.log", {**env, "AKM_WORKER_NAME": f"worker{index}"}))
+                    home / f"worker{index}.log",
+                    {**worker_env(env), "AKM_WORKER_NAME": f"worker{index}"}))
             wait_for_http(f"{url}/api/v2/monitor/health", api, home / "api-server.log", timeout=180)
             token_request = urllib.request.Request(
                 f"{url}/auth/token", method="POST",

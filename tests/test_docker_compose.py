@@ -1,20 +1,28 @@
-"""docker-compose.yaml cannot run here (no Docker engine): check the deployment it describes."""
+"""docker-compose.yaml is not brought up here (no image registry: its base images cannot be
+pulled); these tests check the deployment it describes, its hardening, and run its preflight
+check for real. The integration tests run the same topology natively, workers as restricted."""
 
 from __future__ import annotations
 
 import os
 import re
+import subprocess
 from pathlib import PurePosixPath
 
+import pytest
 import yaml
 from conftest import REPO
 
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yaml").read_text())
 SERVICES = COMPOSE["services"]
-AIRFLOW = ["airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
-           "airflow-triggerer", "airflow-worker"]
+CORE = ["airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
+        "airflow-triggerer"]
+AIRFLOW = [*CORE, "airflow-worker"]
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|KEY|TOKEN|FERNET", re.IGNORECASE)
-REFERENCE = re.compile(r"(?<!\$)\$\{(\w+)\}")  # ${VAR} from .env; $${VAR} is the container's
+REFERENCE = re.compile(r"(?<!\$)\$\{(\w+)(:\?[^}]*)?\}")  # ${VAR} from .env; $${VAR} the container's
+PLACEHOLDERS = {line.split("=", 1)[0]: line.split("=", 1)[1]
+                for line in (REPO / ".env.example").read_text().splitlines()
+                if line and not line.startswith("#")}
 
 
 def _environment(service: dict) -> dict[str, str]:
@@ -23,7 +31,8 @@ def _environment(service: dict) -> dict[str, str]:
 
 
 def test_stack_has_every_service_of_the_deployment():
-    assert set(SERVICES) == {"postgres", "redis", "minio", "minio-init", "mlflow", *AIRFLOW}
+    assert set(SERVICES) == {"preflight", "postgres", "redis", "minio", "minio-init", "mlflow",
+                             *AIRFLOW}
     commands = {name: SERVICES[name].get("command") for name in AIRFLOW}
     assert commands["airflow-apiserver"] == "api-server"
     assert commands["airflow-scheduler"] == "scheduler"
@@ -33,16 +42,84 @@ def test_stack_has_every_service_of_the_deployment():
     for name in AIRFLOW:
         env = _environment(SERVICES[name])
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+        assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
+        assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("redis://")
+    for name in CORE:
+        env = _environment(SERVICES[name])
         assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
         assert "@postgres/" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
-        assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
-    assert "postgres/mlflow" in " ".join(SERVICES["mlflow"]["command"])
+    assert "postgres/mlflow" in _environment(SERVICES["mlflow"])["MLFLOW_BACKEND_STORE_URI"]
+
+
+def test_workers_get_no_metadata_db_no_signing_secret_and_no_fernet_key():
+    """Airflow 3's security model: user code runs on the workers, which reach Airflow only
+    through the api-server with their workload's token (tests/airflow_cluster.py runs its
+    Celery workers so: a metadata-DB URL that cannot connect, no JWT secret)."""
+    worker = _environment(SERVICES["airflow-worker"])
+    for key in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__API_AUTH__JWT_SECRET",
+                "AIRFLOW__CORE__FERNET_KEY", "POSTGRES_PASSWORD"):
+        assert key not in worker, key
+    assert not any("POSTGRES" in str(value) for value in worker.values())
+    for name in ("airflow-apiserver", "airflow-scheduler"):
+        assert "AIRFLOW__API_AUTH__JWT_SECRET" in _environment(SERVICES[name])
+    for name, service in SERVICES.items():  # no env_file: it would hand every value to all
+        assert "env_file" not in service, name
+
+
+def test_s3_root_credentials_reach_only_minio_and_scoped_keys_do_the_rest():
+    for name, service in SERVICES.items():
+        text = yaml.safe_dump(service)
+        if name not in ("minio", "minio-init", "preflight"):
+            assert "S3_ROOT" not in text, name
+    worker = _environment(SERVICES["airflow-worker"])
+    assert "S3_APP_ACCESS_KEY" in worker["WINE_S3_KEY"]
+    assert "MLFLOW_S3_ACCESS_KEY" in _environment(SERVICES["mlflow"])["AWS_ACCESS_KEY_ID"]
+    init = " ".join(SERVICES["minio-init"]["command"])
+    for step in ("mc admin user add store \"$${S3_APP_ACCESS_KEY}\"",
+                 "mc admin policy attach store akm-workers --user \"$${S3_APP_ACCESS_KEY}\"",
+                 "mc admin policy attach store akm-mlflow --user \"$${MLFLOW_S3_ACCESS_KEY}\""):
+        assert step in init
+    import json
+
+    workers = json.loads((REPO / "docker" / "minio-policies" / "workers.json").read_text())
+    mlflow = json.loads((REPO / "docker" / "minio-policies" / "mlflow.json").read_text())
+    assert {"Effect": "Deny", "Action": ["s3:PutObject", "s3:DeleteObject"],
+            "Resource": ["arn:aws:s3:::wine-classifier/mlflow-proxied/*"]} in workers["Statement"]
+    assert all(r.startswith("arn:aws:s3:::wine-classifier")
+               for s in mlflow["Statement"] for r in s["Resource"])
+    assert "s3:*" not in json.dumps([workers, mlflow])
+
+
+def test_services_without_a_login_listen_on_loopback_only():
+    published = {name: service.get("ports", []) for name, service in SERVICES.items()}
+    assert published["mlflow"] == ["127.0.0.1:5000:5000"]
+    assert published["minio"] == ["127.0.0.1:9001:9001"]
+    assert published["airflow-apiserver"] == ["8080:8080"]  # Airflow's UI has its login
+    assert {name for name, ports in published.items() if ports} == {
+        "mlflow", "minio", "airflow-apiserver"}
+
+
+def test_images_are_pinned_and_built_with_airflows_constraints():
+    for name, service in SERVICES.items():
+        image = service["image"]
+        if image == "airflow-kedro-mlflow:local":
+            continue
+        tag = image.rsplit(":", 1)[1]  # a release (PostgreSQL's minor is its patch level)
+        pattern = r"\d+\.\d+-" if image.startswith("postgres:") else r"\d+\.\d+\.\d+|RELEASE\.\d{4}"
+        assert re.match(pattern, tag), (name, image)
+    dockerfile = (REPO / "docker" / "Dockerfile").read_text()
+    assert re.search(r"^ARG AIRFLOW_VERSION=\d+\.\d+\.\d+$", dockerfile, re.M)
+    assert "--constraint /tmp/airflow-constraints.txt" in dockerfile
+    assert "constraints-${AIRFLOW_VERSION}/constraints-${PYTHON_VERSION}.txt" in dockerfile
 
 
 def test_services_wait_for_what_they_need_and_report_health():
     for name in ("postgres", "redis", "minio", "mlflow", "airflow-apiserver", "airflow-scheduler",
                  "airflow-dag-processor", "airflow-triggerer", "airflow-worker"):
         assert "test" in SERVICES[name]["healthcheck"], name
+    for name in ("postgres", "redis", "minio"):
+        assert SERVICES[name]["depends_on"]["preflight"]["condition"] == (
+            "service_completed_successfully")
     for name in AIRFLOW[1:]:
         depends = SERVICES[name]["depends_on"]
         assert depends["postgres"]["condition"] == "service_healthy"
@@ -69,22 +146,54 @@ def test_dags_and_project_are_mounted_side_by_side():
         assert (host_project / "pyproject.toml").is_file(), (name, project)
 
 
-def test_no_secret_is_written_inline_and_every_reference_is_documented():
-    documented = {line.split("=", 1)[0] for line in (REPO / ".env.example").read_text().splitlines()
-                  if line and not line.startswith("#")}
+def test_no_secret_is_written_inline_and_every_reference_is_required_and_documented():
     text = (REPO / "docker-compose.yaml").read_text()
-    referenced = set(REFERENCE.findall(text))
-    assert referenced <= documented, referenced - documented
+    references = REFERENCE.findall(text)
+    assert {name for name, _ in references} <= set(PLACEHOLDERS)
+    assert all(required for _, required in references), "every ${VAR} is ${VAR:?...}"
     for name, service in SERVICES.items():
-        assert service.get("env_file") == ".env" or name == "minio-init" and service["env_file"]
         for key, value in _environment(service).items():
             if SECRET_NAME.search(key):
                 assert REFERENCE.fullmatch(str(value)), f"{name}.{key} is written inline"
             for secret in ("change-me", "minioadmin", "password"):
                 assert secret not in str(value), f"{name}.{key}"
     assert ".env" in (REPO / ".gitignore").read_text().split()
-    assert "docker/Dockerfile" == SERVICES["airflow-scheduler"]["build"]["dockerfile"]
     assert (REPO / "docker" / "Dockerfile").is_file()
+    checked = SERVICES["preflight"]["command"]
+    secrets = {name for name in PLACEHOLDERS if name != "POSTGRES_USER"}
+    assert secrets <= set(checked)
+
+
+def _preflight(values: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(REPO / "docker" / "preflight.sh"),
+                           *SERVICES["preflight"]["command"]],
+                          env={"PATH": os.environ["PATH"], **values},
+                          capture_output=True, text=True)
+
+
+GOOD = {name: f"{name.lower()}-0123456789abcdef" for name in PLACEHOLDERS}
+
+
+def test_preflight_passes_real_values():
+    done = _preflight(GOOD)
+    assert done.returncode == 0, done.stderr
+    assert "settings ok" in done.stdout
+
+
+@pytest.mark.parametrize("values, message", [
+    (PLACEHOLDERS, "POSTGRES_PASSWORD is still the placeholder of .env.example"),
+    ({**GOOD, "REDIS_PASSWORD": "change-me"}, "REDIS_PASSWORD is still the placeholder"),
+    ({k: v for k, v in GOOD.items() if k != "AIRFLOW_FERNET_KEY"}, "AIRFLOW_FERNET_KEY is not set"),
+    ({**GOOD, "AIRFLOW_JWT_SECRET": "short"}, "AIRFLOW_JWT_SECRET is shorter than 16"),
+    ({**GOOD, "S3_APP_ACCESS_KEY": GOOD["S3_ROOT_USER"]}, "must not be MinIO's root user"),
+])
+def test_preflight_refuses_placeholders_and_names_the_setting(values, message):
+    done = _preflight(values)
+    assert done.returncode == 1
+    assert message in done.stderr
+    for value in values.values():  # names the setting, never prints a value
+        if value not in ("airflow", "admin:admin") and len(value) > 8:
+            assert value not in done.stdout + done.stderr
 
 
 def test_workers_preload_the_mounted_project_as_the_integration_deployment_does():

@@ -20,6 +20,7 @@ import pytest
 import yaml
 from airflow_cluster import AirflowCluster, airflow_cluster
 from conftest import REPO, copy_example, run_kedro, running_mlflow_server
+from kedro_projects import where_project
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 BUCKET = "wine-classifier"
@@ -28,6 +29,7 @@ INFERENCE = "wine_classifier__inference_s3"
 REGISTERED = "wine_classifier_s3"
 FOREST_TRAIN = "random_forest.train_model"
 MODEL_DATASET = "random_forest.model"
+WHERE = "where"
 # A forest of one depth-1 tree: a model clearly worse than the configured one.
 WORSE = {"random_forest": {"model_options": {
     "estimator": "random_forest", "n_estimators": 1, "max_depth": 1, "random_state": 42}}}
@@ -59,26 +61,23 @@ class Faults:
 
 
 @pytest.fixture(scope="module")
-def faulty(tmp_path_factory, s3_server):
+def faulty(tmp_path_factory, s3_server, node_python):
     """The example's `s3` env, retrying each task, with the fault hook, on its own MLflow server
-    (one this module can stop) and one LocalExecutor deployment."""
+    (one this module can stop) and one LocalExecutor deployment; beside it a small project whose
+    middle node runs in another virtualenv, with the same hook."""
     root = tmp_path_factory.mktemp("faults")
     key, secret = f"key{uuid.uuid4().hex}", f"secret{uuid.uuid4().hex}"
     s3_server.ensure_bucket(BUCKET, key, secret)
     project = copy_example(root / "examples" / "wine_classifier")
-    package = project / "src" / "wine_classifier"
-    (package / "fault_injection.py").write_text((REPO / "tests" / "fault_injection.py").read_text())
-    with open(package / "settings.py", "a") as settings:
-        settings.write("\nfrom wine_classifier.fault_injection import FaultInjection\n\n"
-                       "HOOKS = (FaultInjection(),)\n")
-    airflow_yml = project / "conf" / "s3" / "airflow.yml"
-    config = yaml.safe_load(airflow_yml.read_text())
-    config["default"].update({"retries": 3, "retry_delay": "5s"})
-    airflow_yml.write_text(yaml.safe_dump(config))
+    _add_fault_hook(project, "wine_classifier", env="s3", retries=3)
     run_kedro(project, "airflow", "export", "-e", "s3", "-p", "__default__", "-p", "inference",
               "--target-dir", str(root / "dags"))
     faults = Faults(root)
     with running_mlflow_server(root / "mlflow") as mlflow:
+        where = where_project(root / "examples", {"mode": "virtualenv", "python": str(node_python)},
+                              mlflow.url, WHERE)
+        _add_fault_hook(where, "where", retries=2)
+        run_kedro(where, "airflow", "export", "--target-dir", str(root / "dags"))
         env = {
             "WINE_S3_KEY": key, "WINE_S3_SECRET": secret, "WINE_S3_ENDPOINT_URL": s3_server.url,
             "MLFLOW_TRACKING_URI": mlflow.url, "AKM_FAULTS": str(faults.file),
@@ -95,6 +94,19 @@ def faulty(tmp_path_factory, s3_server):
             airflow.wait_for_dag(INFERENCE)
             airflow.api("PATCH", f"/dags/{INFERENCE}", {"is_paused": False})
             yield Deployment(airflow, mlflow, faults, s3_server)
+
+
+def _add_fault_hook(project: Path, package: str, retries: int, env: str = "base") -> None:
+    """The fault hook in the project's settings, and retries for every task."""
+    source = project / "src" / package
+    (source / "fault_injection.py").write_text((REPO / "tests" / "fault_injection.py").read_text())
+    with open(source / "settings.py", "a") as settings:
+        settings.write(f"\nfrom {package}.fault_injection import FaultInjection\n\n"
+                       "HOOKS = (FaultInjection(),)\n")
+    airflow_yml = project / "conf" / env / "airflow.yml"
+    config = yaml.safe_load(airflow_yml.read_text())
+    config["default"].update({"retries": retries, "retry_delay": "5s"})
+    airflow_yml.write_text(yaml.safe_dump(config))
 
 
 class Deployment:
@@ -332,3 +344,27 @@ def test_run_marked_failed_by_hand_fails_its_parent(faulty):
     assert parent.info.status == "FAILED"
     assert FOREST_TRAIN in parent.data.tags["kedro.failed_nodes"].split(",")
     assert {c.info.status for c in faulty.children(parent)} <= {"FINISHED", "FAILED", "KILLED"}
+
+
+def test_virtualenv_node_whose_launching_task_is_killed_stops_and_its_retry_succeeds(faulty):
+    """The node runner, in the other environment, SIGKILLs its parent (the Airflow task that
+    launched it) right after saving its versioned output: the orphaned runner stops before
+    reporting, Airflow retries the task, and the retry saves the output again under the run's
+    version and finishes the DAG run; MLflow has the killed try's child and the retry's."""
+    run_id = _run_id("killed-launcher")
+    fault = faulty.faults.add(dag_run=run_id, task="locate", tries=[1], at="after_dataset_saved",
+                              dataset="where", action="kill_supervisor")
+    faulty.airflow.trigger(WHERE, run_id=run_id)
+    run = faulty.airflow.wait(WHERE, run_id)
+    tasks = faulty.airflow.task_instances(WHERE, run_id)
+    assert run["state"] == "success", [(t["task_id"], t["state"], t["try_number"]) for t in tasks]
+    assert faulty.faults.fired(fault) == [1]
+    assert _try_number(tasks, "locate") == 2
+    client = faulty.client
+    experiment = client.get_experiment_by_name(WHERE)
+    (parent,) = client.search_runs([experiment.experiment_id],
+                                   f"tags.`airflow_kedro_mlflow.role` = 'parent' and "
+                                   f"tags.`airflow.run_id` = '{run_id}'")
+    assert parent.info.status == "FINISHED"
+    killed, retried = faulty.children(parent, "locate")
+    assert (killed.info.status, retried.info.status) == ("KILLED", "FINISHED")

@@ -84,8 +84,10 @@ def register() -> None:
 
 
 def _connection(conn_id: str) -> Any:
-    from airflow.sdk import Connection
-
+    try:
+        from airflow.sdk import Connection
+    except ImportError:  # the node runner in an environment without Airflow
+        return _connection_from_environment(conn_id)
     try:
         return Connection.get(conn_id)
     except Exception as exc:
@@ -93,6 +95,40 @@ def _connection(conn_id: str) -> Any:
             f"${{{RESOLVER}:{conn_id}}}: Airflow has no Connection '{conn_id}' ({exc}); define "
             f"it (UI, CLI, a secrets backend, or AIRFLOW_CONN_{conn_id.upper()})"
         ) from None
+
+
+class _EnvironmentConnection:
+    """A Connection given as ``AIRFLOW_CONN_<ID>`` in Airflow's JSON form, read without Airflow
+    (how the virtualenv mode hands the node runner the Connections its project names)."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        for field in ("conn_type", "host", "login", "password", "schema", "port"):
+            setattr(self, field, values.get(field))
+        extra = values.get("extra") or {}
+        if isinstance(extra, str):
+            import json
+
+            extra = json.loads(extra) if extra else {}
+        self.extra_dejson = extra
+
+
+def _connection_from_environment(conn_id: str) -> Any:
+    import json
+    import os
+
+    name = f"AIRFLOW_CONN_{conn_id.upper()}"
+    text = os.environ.get(name)
+    try:
+        values = json.loads(text) if text else None
+    except ValueError:
+        values = None
+    if not isinstance(values, dict):
+        raise ConfigError(
+            f"${{{RESOLVER}:{conn_id}}}: no Connection '{conn_id}' here (no Airflow in this "
+            f"environment, and {name} is {'not JSON' if text else 'not set'}): the launching "
+            "task passes the Connections the project's config names"
+        )
+    return _EnvironmentConnection(values)
 
 
 def _url(conn: Any) -> str:

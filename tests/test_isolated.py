@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 import yaml
@@ -186,3 +187,54 @@ print("PARSED", locate.executor, type(pod).__name__, pod.spec.containers[0].reso
                        check=False)
     assert failed.returncode != 0
     assert "spec.containerz" in failed.stdout + failed.stderr
+
+
+def test_a_connection_the_config_names_reaches_the_virtualenv_node_masked(airflow_db, workspace,
+                                                                           node_python):
+    """credentials.yml names an Airflow Connection kept in the metadata DB (not in any env
+    variable): the launching task reads it and hands it to the runner, which has no Airflow;
+    the node prints it, and the task log shows it masked."""
+    secret = f"conn-secret-{uuid.uuid4().hex}"
+    conn_id = f"where_{uuid.uuid4().hex[:6]}"
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    subprocess.run([airflow, "connections", "add", conn_id, "--conn-type", "http",
+                    "--conn-host", "where.example.com", "--conn-password", secret],
+                   check=True, capture_output=True)
+    try:
+        project = where_project(workspace, {"mode": "virtualenv", "python": str(node_python)})
+        (project / "conf" / "local" / "credentials.yml").write_text(yaml.safe_dump(
+            {"where_api": {"token": f"${{airflow_conn:{conn_id},password}}"}}))
+        (project / "src" / "where" / "nodes.py").write_text(WHERE_NODES.replace(
+            '    return {"executable"',
+            f'    import os\n    print("connection:", os.environ["AIRFLOW_CONN_{conn_id.upper()}"])\n'
+            '    return {"executable"'))
+        run_kedro(project, "airflow", "export", "--target-dir", str(workspace / "dags"))
+        result = run_dag(workspace / "dags" / "where.py", "where")
+    finally:
+        subprocess.run([airflow, "connections", "delete", conn_id], capture_output=True)
+    assert result.state == "success", result.output[-5000:]
+    assert "connection: {" in result.output and "where.example.com" in result.output
+    assert secret not in result.output and secret not in (workspace / "dags" / "where.py").read_text()
+
+
+def test_the_node_runner_masks_the_credentials_it_reads_in_all_it_prints(tmp_path, node_python):
+    """Outside Airflow no masker is there: the runner redacts every secret of credentials.yml
+    from its output, a node's own print and a traceback included."""
+    secret = f"runner-secret-{uuid.uuid4().hex}"
+    project = where_project(tmp_path, {"mode": "virtualenv", "python": str(node_python)})
+    (project / "conf" / "local" / "credentials.yml").write_text(yaml.safe_dump(
+        {"where_api": {"token": "${oc.env:WHERE_TOKEN}", "endpoint_url": "http://where.local"}}))
+    (project / "src" / "where" / "nodes.py").write_text(WHERE_NODES.replace(
+        "def make_numbers(count: int) -> list[int]:\n",
+        "def make_numbers(count: int) -> list[int]:\n"
+        "    import os\n    print('token is', os.environ['WHERE_TOKEN'])\n"
+        "    raise RuntimeError('failed with ' + os.environ['WHERE_TOKEN'])\n"))
+    done = subprocess.run(
+        [str(node_python), "-m", "airflow_kedro_mlflow.node_runner", "--project", str(project),
+         "--dag-id", "where", "--run-id", "manual__1", "--run-after", "2026-12-01T10:00:00+00:00",
+         "--task-id", "make_numbers", "--node", "make_numbers"],
+        capture_output=True, text=True, env={**os.environ, "WHERE_TOKEN": secret})
+    output = done.stdout + done.stderr
+    assert done.returncode == 1
+    assert "token is ***" in output and "failed with ***" in output
+    assert secret not in output

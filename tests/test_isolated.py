@@ -58,26 +58,32 @@ def test_virtualenv_node_runs_in_the_other_interpreter_in_one_mlflow_run(
     assert [c for c in children if c.data.tags["kedro.node"] == "locate"][0].info.run_id in locate_link
 
 
-def test_a_failing_virtualenv_node_fails_its_task_and_names_the_node(airflow_db, workspace,
-                                                                     node_python):
-    project = where_project(workspace, {"mode": "virtualenv", "python": str(node_python)})
-    (project / "src" / "where" / "nodes.py").write_text(
-        WHERE_NODES.replace('return {"executable"', 'raise ValueError("no place like home")\n'
-                            '    return {"executable"'))
-    run_kedro(project, "airflow", "export", "--target-dir", str(workspace / "dags"))
-    result = run_dag(workspace / "dags" / "where.py", "where")
-    assert result.state == "failed"
-    assert result.tasks["locate"] == "failed" and result.tasks["make_numbers"] == "success"
-    assert "no place like home" in result.output
-    assert "Kedro node locate failed in python" in result.output
+def test_a_failing_node_and_a_missing_interpreter_are_errors_naming_them(tmp_path, node_python):
+    """What a virtualenv task raises (the launcher, without an Airflow run): the node's own
+    error in the log it streams, then one naming node and interpreter."""
+    from airflow_kedro_mlflow.launch import NodeRunnerError, PythonLauncher, check_result
+    from airflow_kedro_mlflow.node_runner import NodeInvocation
 
+    project = where_project(tmp_path, {"mode": "virtualenv", "python": str(node_python)})
+    (project / "src" / "where" / "nodes.py").write_text(WHERE_NODES.replace(
+        "    return list(range(count))", '    raise ValueError("no place like home")'))
+    invocation = NodeInvocation(project_path=str(project), pipeline="__default__", dag_id="where",
+                                run_id="manual__1", run_after="2026-12-01T10:00:00+00:00",
+                                task_id="make_numbers", node_names=("make_numbers",))
+    lines: list[str] = []
 
-def test_a_missing_virtualenv_interpreter_is_a_clear_task_error(airflow_db, workspace):
-    project = where_project(workspace, {"mode": "virtualenv", "python": "/nowhere/bin/python"})
-    run_kedro(project, "airflow", "export", "--target-dir", str(workspace / "dags"))
-    result = run_dag(workspace / "dags" / "where.py", "where")
-    assert result.tasks["locate"] == "failed"
-    assert "the interpreter /nowhere/bin/python" in result.output
+    class Log:
+        def info(self, message: str, *args: object) -> None:
+            lines.append(message % args)
+
+    result = PythonLauncher(str(node_python), Log()).run(invocation, {})
+    with pytest.raises(NodeRunnerError, match=f"Kedro node make_numbers failed in python "
+                                              f"{node_python} \\(exit code 1\\)"):
+        check_result(invocation, result, f"python {node_python}")
+    assert any("no place like home" in line for line in lines)
+    with pytest.raises(NodeRunnerError, match="the interpreter /nowhere/bin/python .* does not "
+                                              "exist on this worker"):
+        PythonLauncher("/nowhere/bin/python", Log()).run(invocation, {})
 
 
 def test_the_node_runner_runs_a_node_from_a_shell(tmp_path, node_python):

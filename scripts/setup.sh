@@ -22,5 +22,11 @@ if [[ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]]; then
   # (its dependencies are all in it already) and only the test runs that ask for it see it.
   rm -rf "$venv/extras/kedro-mlflow"
   "$venv/bin/python" -m pip install --quiet --no-deps --target "$venv/extras/kedro-mlflow" "kedro-mlflow>=2,<3"
+  # The cncf-kubernetes provider (the pod mode's tests) likewise: installed, Airflow initializes
+  # it in every process (about 2 s each on a 2-core machine), so only those tests see it.
+  rm -rf "$venv/extras/kubernetes"
+  "$venv/bin/python" -m pip install --quiet --no-deps --target "$venv/extras/kubernetes" \
+    "apache-airflow-providers-cncf-kubernetes>=10,<11" "kubernetes>=36.0.1,<37" \
+    "kubernetes_asyncio>=36,<37" aiofiles durationpy oauthlib requests-oauthlib websocket-client
   echo "$wanted" > "$stamp"
 fi

@@ -301,6 +301,19 @@ def with_kedro_mlflow(enabled: bool) -> dict[str, str] | None:
     return {**os.environ, "PYTHONPATH": str(KEDRO_MLFLOW_PATH)}
 
 
+KUBERNETES_PATH = Path(sys.prefix) / "extras" / "kubernetes"
+
+
+def with_kubernetes(env: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for subprocesses that see the cncf-kubernetes provider (beside the venv)."""
+    if not (KUBERNETES_PATH / "airflow" / "providers" / "cncf" / "kubernetes").is_dir():
+        raise RuntimeError(f"the cncf-kubernetes provider is not at {KUBERNETES_PATH}: run "
+                           "scripts/setup.sh")
+    env = dict(env or os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(KUBERNETES_PATH), env.get("PYTHONPATH")]))
+    return env
+
+
 def run_kedro(
     project: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, run_dag, run_kedro
+from conftest import REPO, run_dag, run_kedro, with_kubernetes
 from kedro_projects import WHERE_NODES, where_project
 
 pytestmark = pytest.mark.slow
@@ -123,7 +123,6 @@ POD = {"mode": "kubernetes_pod", "image": "registry.example.com/where:1.0",
 
 def test_pod_mode_dag_parses_without_kubernetes_and_its_pod_command_runs(
         airflow_db, workspace, node_python):
-    pytest.importorskip("airflow.providers.cncf.kubernetes")
     project = where_project(workspace, {**POD, "project_path": str(workspace / "where")})
     run_kedro(project, "airflow", "export", "--target-dir", str(workspace / "dags"))
     dag_file = workspace / "dags" / "where.py"
@@ -140,15 +139,15 @@ heavy = [m for m in sys.modules if m.split('.')[0] in ('kubernetes', 'kubernetes
          or m.startswith(('airflow.providers.cncf.kubernetes.operators',
                           'airflow.providers.cncf.kubernetes.pod_generator'))]
 print('HEAVY', heavy)
-"""], capture_output=True, text=True)
+"""], capture_output=True, text=True, env=with_kubernetes())
     assert probe.returncode == 0, probe.stderr[-3000:]
     assert "HEAVY []" in probe.stdout
 
     # dag.test() with the cluster replaced by this machine: the pod the provider would create is
     # validated, then its container's command runs in the node environment (tests/pod_stand_in.py)
-    env = {**os.environ, "AKM_POD_STAND_IN_PATH": str(node_python.parent),
-           "PYTHONPATH": str(REPO / "tests")}
-    result = run_dag(dag_file, "where", env={**env, "AKM_POD_STAND_IN": "1"})
+    env = with_kubernetes({**os.environ, "AKM_POD_STAND_IN_PATH": str(node_python.parent),
+                           "PYTHONPATH": str(REPO / "tests"), "AKM_POD_STAND_IN": "1"})
+    result = run_dag(dag_file, "where", env=env)
     assert result.state == "success", result.output[result.output.find("locate"):][:20000]
     pod = json.loads(result.output.split("POD_SPEC ", 1)[1].splitlines()[0])
     container, sidecar = pod["spec"]["containers"]  # the node runner, the xcom sidecar
@@ -164,11 +163,11 @@ print('HEAVY', heavy)
 
 
 def test_executor_and_pod_override_are_rendered_as_plain_data(workspace):
-    pytest.importorskip("kubernetes")
     execution = {"executor": "KubernetesExecutor", "executor_config": {"pod_override": {
         "spec": {"containers": [{"name": "base", "resources": {"limits": {"memory": "8Gi"}}}]}}}}
     project = where_project(workspace, execution)
-    run_kedro(project, "airflow", "export", "--target-dir", str(workspace / "dags"))
+    run_kedro(project, "airflow", "export", "--target-dir", str(workspace / "dags"),
+              env=with_kubernetes())
     source = (workspace / "dags" / "where.py").read_text()
     assert "executor='KubernetesExecutor'" in source and "pod_override({'spec'" in source
 
@@ -181,7 +180,8 @@ pod = locate.executor_config["pod_override"]
 print("PARSED", locate.executor, type(pod).__name__, pod.spec.containers[0].resources.limits,
       report.executor)
 """], capture_output=True, text=True,
-        env={**os.environ, "AIRFLOW__CORE__EXECUTOR": "LocalExecutor,KubernetesExecutor"})
+        env=with_kubernetes({**os.environ,
+                             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor,KubernetesExecutor"}))
     assert probe.returncode == 0, probe.stderr[-3000:]
     assert "PARSED KubernetesExecutor V1Pod {'memory': '8Gi'} None" in probe.stdout
 
@@ -190,7 +190,7 @@ print("PARSED", locate.executor, type(pod).__name__, pod.spec.containers[0].reso
     (project / "conf" / "base" / "airflow.yml").write_text(
         yaml.safe_dump({"default": {"execution": {"isolated": bad}}}))
     failed = run_kedro(project, "airflow", "export", "--target-dir", str(workspace / "dags"),
-                       check=False)
+                       check=False, env=with_kubernetes())
     assert failed.returncode != 0
     assert "spec.containerz" in failed.stdout + failed.stderr
 

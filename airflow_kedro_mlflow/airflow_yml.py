@@ -206,7 +206,7 @@ class Execution(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     mode: Literal["worker", "virtualenv", "kubernetes_pod"] = "worker"
     executor: _NonEmpty | None = None
-    executor_config: dict[str, Any] | None = None
+    executor_config: dict[str, Any] = {}
     python: _NonEmpty | None = None
     image: _NonEmpty | None = None
     namespace: _NonEmpty | None = None
@@ -251,17 +251,9 @@ class Execution(BaseModel):
 
     def settings(self) -> dict[str, Any]:
         """The keyword arguments of ``config.NodeExecution`` (hashable: tuples, not dicts)."""
-        return {
-            "mode": self.mode, "executor": self.executor, "python": self.python,
-            "executor_config": tuple((self.executor_config or {}).items()),
-            "image": self.image, "namespace": self.namespace, "project_path": self.project_path,
-            "secrets": tuple(self.secrets), "env": tuple(self.env.items()),
-            "resources": tuple(self.resources.items()),
-            "node_selector": tuple(self.node_selector.items()),
-            "service_account_name": self.service_account_name,
-            "kubernetes_conn_id": self.kubernetes_conn_id,
-            "image_pull_policy": self.image_pull_policy,
-        }
+        return {key: tuple(value.items()) if isinstance(value, dict)
+                else tuple(value) if isinstance(value, list) else value
+                for key, value in self.model_dump().items()}
 
 
 def _execution(value: Any) -> Any:

@@ -113,6 +113,20 @@ def test_images_are_pinned_and_built_with_airflows_constraints():
     assert "constraints-${AIRFLOW_VERSION}/constraints-${PYTHON_VERSION}.txt" in dockerfile
 
 
+
+def test_build_context_is_only_what_the_image_copies():
+    """Without .dockerignore the context is the whole checkout (a .venv of gigabytes, data,
+    runs), sent to the engine again for every service that builds the image."""
+    ignore = [line for line in (REPO / ".dockerignore").read_text().splitlines()
+              if line and not line.startswith("#")]
+    assert ignore[0] == "*"
+    allowed = {line[1:] for line in ignore if line.startswith("!")}
+    copied = set()
+    for line in (REPO / "docker" / "Dockerfile").read_text().splitlines():
+        if line.startswith("COPY "):
+            copied.update([part for part in line.split()[1:] if not part.startswith("--")][:-1])
+    assert copied == allowed
+
 def test_services_wait_for_what_they_need_and_report_health():
     for name in ("postgres", "redis", "minio", "mlflow", "airflow-apiserver", "airflow-scheduler",
                  "airflow-dag-processor", "airflow-triggerer", "airflow-worker"):

@@ -81,7 +81,7 @@ with DAG(
             project=PROJECT,
             intermediate_inputs=['X_test', 'y_test'],
             versioned_inputs=['logistic_regression.model'],
-            outlets=[Asset('kedro://wine_classifier/logistic_regression.metrics'), Asset('kedro://wine_classifier/logistic_regression.confusion_matrix')],
+            outlets=[Asset('s3://wine-classifier/data/08_reporting/logistic_regression/metrics.json'), Asset('s3://wine-classifier/data/08_reporting/logistic_regression/confusion_matrix.png')],
             doc_md='Kedro node `logistic_regression.evaluate_model`\n\n- function: `wine_classifier.pipelines.model_training.nodes.evaluate_model`\n- inputs: `logistic_regression.model`, `X_test`, `y_test`\n- outputs: `logistic_regression.metrics`, `logistic_regression.confusion_matrix`',
         )
 
@@ -100,7 +100,7 @@ with DAG(
             project=PROJECT,
             intermediate_inputs=['X_test', 'y_test'],
             versioned_inputs=['random_forest.model'],
-            outlets=[Asset('kedro://wine_classifier/random_forest.metrics'), Asset('kedro://wine_classifier/random_forest.confusion_matrix')],
+            outlets=[Asset('s3://wine-classifier/data/08_reporting/random_forest/metrics.json'), Asset('s3://wine-classifier/data/08_reporting/random_forest/confusion_matrix.png')],
             doc_md='Kedro node `random_forest.evaluate_model`\n\n- function: `wine_classifier.pipelines.model_training.nodes.evaluate_model`\n- inputs: `random_forest.model`, `X_test`, `y_test`\n- outputs: `random_forest.metrics`, `random_forest.confusion_matrix`',
         )
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install (if needed), lint and type-check, then run the test suite. Extra arguments go to pytest,
-# e.g. -m "not slow".
+# e.g. -m "not slow". The tests run in AKM_TEST_WORKERS processes (default 2, one per core of the
+# machine it is tested on; 0 runs them in this one): the real deployments' tests wait on
+# schedulers, retries and servers more than they compute.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$repo/scripts/setup.sh"
@@ -8,4 +10,4 @@ export KEDRO_DISABLE_TELEMETRY=true DO_NOT_TRACK=1
 cd "$repo"
 "$repo/.venv/bin/ruff" check airflow_kedro_mlflow tests benchmarks scripts examples
 "$repo/.venv/bin/mypy"
-exec "$repo/.venv/bin/python" -m pytest "$@"
+exec "$repo/.venv/bin/python" -m pytest -n "${AKM_TEST_WORKERS:-2}" --dist loadgroup "$@"

@@ -341,3 +341,10 @@ def run_dag(
         raise AssertionError(f"dag.test() of {dag_id} did not finish:\n{output[-20000:]}")
     data = json.loads(lines[-1].removeprefix("DAG_RUN_RESULT "))
     return DagRunResult(output=output, **data)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The tests of one real deployment (an ``xdist_group``) first: they run on one worker each,
+    as long as a third of the suite, so the other worker takes the rest and both end together
+    (``-n 2 --dist loadgroup``, scripts/test.sh)."""
+    items.sort(key=lambda item: item.get_closest_marker("xdist_group") is None)

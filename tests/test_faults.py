@@ -22,7 +22,8 @@ from airflow_cluster import AirflowCluster, airflow_cluster
 from conftest import REPO, copy_example, run_kedro, running_mlflow_server
 from kedro_projects import where_project
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration]
+# One worker runs this module, on its one deployment (scripts/test.sh: --dist loadgroup)
+pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.xdist_group("fault-deployment")]
 BUCKET = "wine-classifier"
 TRAINING = "wine_classifier_s3"
 INFERENCE = "wine_classifier__inference_s3"

@@ -16,7 +16,8 @@ from secret_scan import assert_nowhere, file_contents, mlflow_runs
 
 from airflow_kedro_mlflow.ids import storage_key
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration]
+# One worker runs this module, on its one deployment (scripts/test.sh: --dist loadgroup)
+pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.xdist_group("deployments")]
 BUCKET = "wine-classifier"
 TRAINING = "wine_classifier_s3"
 INFERENCE = "wine_classifier__inference_s3"

@@ -128,6 +128,16 @@ class AirflowCluster:
             "task_instances"]
 
 
+def login(url: str, username: str, password: str) -> str:
+    """A bearer token for the REST API, as the UI gets one (``POST /auth/token``)."""
+    request = urllib.request.Request(
+        f"{url}/auth/token", method="POST",
+        data=json.dumps({"username": username, "password": password}).encode(),
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())["access_token"]
+
+
 UNREACHABLE_DB = "postgresql+psycopg2://nobody@127.0.0.1:9/no_metadata_db_for_workers"
 
 
@@ -207,13 +217,7 @@ def airflow_cluster(
                     home / f"worker{index}.log",
                     {**worker_env(env), "AKM_WORKER_NAME": f"worker{index}"}))
             wait_for_http(f"{url}/api/v2/monitor/health", api, home / "api-server.log", timeout=180)
-            token_request = urllib.request.Request(
-                f"{url}/auth/token", method="POST",
-                data=json.dumps({"username": "admin", "password": admin}).encode(),
-                headers={"Content-Type": "application/json"})
-            with urllib.request.urlopen(token_request, timeout=30) as response:
-                token = json.loads(response.read())["access_token"]
-            yield AirflowCluster(url, token, home, database, processes)
+            yield AirflowCluster(url, login(url, "admin", admin), home, database, processes)
     finally:
         subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-c",
                         f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"], capture_output=True)

@@ -81,6 +81,6 @@ done
 echo
 rm -rf "$AIRFLOW_HOME/demo-s3"
 python "$repo/scripts/demo_report.py" "$AIRFLOW_HOME/demo-s3"
-echo "Local outputs: $project/data/08_reporting/*/metrics.json and confusion_matrix.png"
+echo "Reports:       .airflow/demo-s3/data/08_reporting/*/metrics.json and confusion_matrix.png (copied from the demo's S3)"
 echo "MLflow UI:     mlflow ui --backend-store-uri sqlite:///$state/mlflow.db  (artifacts were on the demo's S3: see .airflow/demo-s3)"
 echo "Airflow UI:    source .airflow/env.sh && airflow standalone"

@@ -79,7 +79,7 @@ def _duration(default_unit: str) -> Callable[[Any], float]:
         if isinstance(value, str) and (match := _DURATION.match(value)):
             number, unit = match.groups()
             return float(number) * _UNIT_SECONDS[unit or default_unit]
-        unit_name = {"m": "minutes", "s": "seconds"}[default_unit]
+        unit_name = {"m": "minutes", "s": "seconds", "d": "days"}[default_unit]
         raise ValueError(
             f"must be {unit_name} (a number) or a duration such as '30s', '5m', '1h'; got {value!r}"
         )
@@ -271,6 +271,7 @@ class Block(BaseModel):
 
     intermediate_store: Annotated[str | None, _parser(_string)] = None
     intermediate_store_credentials: Annotated[str | None, _parser(_string)] = None
+    intermediate_retention: Annotated[float | None, _parser(_duration("d"))] = None  # days
     dag_id: Annotated[str | None, _parser(_airflow_id)] = None
     dag_id_suffix: Annotated[str | None, _parser(_airflow_id)] = None
     schedule: Annotated[Any, _parser(_schedule)] = None

@@ -167,8 +167,9 @@ def _quiet(enabled: bool) -> Iterator[None]:
               help="Pipeline whose DAG's data to look at; repeat for several. Default: all.")
 @click.option("-e", "--env", default=None, help="Kedro configuration env the DAGs run with.")
 @click.option("--conf-source", default=None, help="Kedro configuration folder, if not conf/.")
-@click.option("--older-than", default="7d", show_default=True,
-              help="Only runs that ended longer ago than this: 12h, 7d, 2w.")
+@click.option("--older-than", default=None,
+              help="Only runs that ended longer ago than this: 12h, 7d, 2w. Default: each DAG's "
+                   "airflow.yml 'intermediate_retention' (7d unless set).")
 @click.option("--include-unfinished", is_flag=True,
               help="Also runs with no end record (their end task never ran), by their newest file.")
 @click.option("--delete", is_flag=True, help="Remove them. Without it, only list (dry run).")
@@ -178,45 +179,50 @@ def clean_intermediate(
     pipelines: tuple[str, ...],
     env: str | None,
     conf_source: str | None,
-    older_than: str,
+    older_than: str | None,
     include_unfinished: bool,
     delete: bool,
 ) -> None:
     """List, and with --delete remove, the intermediate data that finished DAG runs left behind.
 
-    A DAG run that fails keeps its intermediate data so that its tasks can be cleared and rerun;
-    this removes it once it is old enough. Runs still in progress are never touched.
+    A DAG run keeps its intermediate data when it ends so that any of its tasks can be cleared
+    and rerun; this removes it once it is older than the DAG's retention (or --older-than).
+    Runs still in progress are never touched.
     """
     from datetime import datetime
 
     from airflow_kedro_mlflow.housekeeping import parse_age, project_stores, removable, run_folders
 
     try:
-        age = parse_age(older_than)
+        age = parse_age(older_than) if older_than is not None else None
         stores = project_stores(Path(metadata.project_path), list(pipelines) or None, env,
                                 conf_source)
         now = datetime.now(UTC)
         rows = [("run data", "ended", "failed steps", "size", "action")]
         count = 0
-        for store, dag_folders in stores:
-            for folder in run_folders(store, dag_folders):
-                wanted = removable(folder, age, include_unfinished, now)
-                if wanted and delete:
-                    store.fs.rm(folder.path, recursive=True)
-                count += wanted
-                folder_age = folder.age(now)
-                rows.append((
-                    folder.url,
-                    f"{_days(folder_age)} ago" if folder.ended_at else "no end record",
-                    ", ".join(folder.unsuccessful) or "-",
-                    f"{folder.size} B",
-                    ("removed" if delete else "would remove") if wanted else "kept",
-                ))
+        folders = [(store, folder, retention) for store, dag_folders in stores
+                   for dag_folder, retention in dag_folders
+                   for folder in run_folders(store, [dag_folder])]
+        for store, folder, retention in folders:
+            wanted = removable(folder, age if age is not None else retention,
+                               include_unfinished, now)
+            if wanted and delete:
+                store.fs.rm(folder.path, recursive=True)
+            count += wanted
+            folder_age = folder.age(now)
+            rows.append((
+                folder.url,
+                f"{_days(folder_age)} ago" if folder.ended_at else "no end record",
+                ", ".join(folder.unsuccessful) or "-",
+                f"{folder.size} B",
+                ("removed" if delete else "would remove") if wanted else "kept",
+            ))
     except AirflowKedroError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(_table(rows))
     verb = "Removed" if delete else "Would remove (dry run; add --delete)"
-    click.echo(f"{verb}: {count} run folder(s) older than {older_than}.")
+    limit = older_than or "their DAG's intermediate_retention"
+    click.echo(f"{verb}: {count} run folder(s) older than {limit}.")
 
 
 def _days(age: Any) -> str:

@@ -20,6 +20,7 @@ from airflow_kedro_mlflow.kedro_project import describe_sources, read_config
 CONFIG_KEY = "airflow"
 CONFIG_PATTERNS = ["airflow*", "airflow/**"]
 DEFAULT_INTERMEDIATE_STORE = "data/airflow_intermediate"
+DEFAULT_INTERMEDIATE_RETENTION_SECONDS = 7 * 86400.0
 GROUP_BY_CHOICES = ("memory", "namespace")
 PROMOTION_DIRECTIONS = ("maximize", "minimize")
 EXECUTION_MODES = ("worker", "virtualenv", "kubernetes_pod")
@@ -124,6 +125,9 @@ class PipelineSettings:
     intermediate_store_credentials: str | None = None
     """An entry of credentials.yml with the store's fsspec options (s3fs: key, secret,
     client_kwargs.endpoint_url...), the same shape as a Kedro dataset's credentials."""
+    intermediate_retention_seconds: float = DEFAULT_INTERMEDIATE_RETENTION_SECONDS
+    """How long a DAG run's intermediate data is kept after the run ended, so that any of its
+    tasks can be cleared and rerun (``intermediate_retention``: days, or ``12h``, ``30m``)."""
     dag_id: str | None = None
     """Overrides the DAG id derived from the package and pipeline names."""
     dag_id_suffix: str = ""
@@ -239,6 +243,7 @@ _FIELDS = {  # airflow.yml key -> PipelineSettings field, where they differ
     "dagrun_timeout": "dagrun_timeout_seconds",
     "execution_timeout": "execution_timeout_seconds",
     "max_retry_delay": "max_retry_delay_seconds",
+    "intermediate_retention": "intermediate_retention_seconds",
 }
 _TASK_CALLBACKS = ("on_failure_callback", "on_success_callback", "on_retry_callback")
 _DAG_CALLBACKS = {"dag_on_failure_callback": "on_failure_callback",

@@ -1,11 +1,14 @@
 """Find and remove the intermediate data that finished DAG runs left behind.
 
-A DAG run that succeeds removes its intermediate data; one that fails keeps it, so that its failed
-tasks can be cleared and rerun from where they stopped, and marks it with an end record. Nobody
-reruns a run from months ago: this module lists each run folder of a project's intermediate
-stores with its age and whether it ended, and removes those that ended longer ago than a given
-age. A folder without an end record belongs to a run still in progress, or to one whose end task
-never ran; those are removed only when asked for explicitly (judged by their newest object).
+A DAG run keeps its intermediate data when it ends, successful or not, so that any of its tasks
+can be cleared and rerun without its upstream tasks, and marks it with an end record. Nobody
+reruns a run from months ago: airflow.yml's ``intermediate_retention`` says how long a run's data
+is kept after it ended (or was last written by a rerun). The end task of each DAG run removes its
+DAG's run folders past that (``prune_expired``); ``kedro airflow clean-intermediate`` lists each
+run folder of a project's intermediate stores with its age and whether it ended, and removes those
+past a given age. A folder without an end record belongs to a run still in progress, or to one
+whose end task never ran; those are removed only when asked for explicitly (judged by their
+newest object).
 """
 
 from __future__ import annotations
@@ -49,8 +52,9 @@ class RunFolder:
     size: int
 
     def age(self, now: datetime) -> timedelta | None:
-        moment = self.ended_at or self.newest
-        return None if moment is None else now - moment
+        """Since the run ended or a rerun last wrote to it, whichever is later."""
+        moments = [moment for moment in (self.ended_at, self.newest) if moment is not None]
+        return now - max(moments) if moments else None
 
 
 def run_folders(store: Any, dag_folders: list[str]) -> list[RunFolder]:
@@ -96,6 +100,39 @@ def removable(folder: RunFolder, older_than: timedelta, include_unfinished: bool
     return folder.ended_at is not None or include_unfinished
 
 
+def prune_expired(store: Any, retention: timedelta) -> list[str]:
+    """Remove the run folders of ``store``'s DAG that ended longer than ``retention`` ago.
+
+    Called by each DAG run's end task, so a deployment needs no cron job for it; best effort: a
+    folder that cannot be listed or removed is logged and left for ``clean-intermediate``.
+    """
+    import logging
+
+    log = logging.getLogger(__name__)
+    dag_folder = store.prefix.rsplit("/", 2)[-2]
+    now = datetime.now(UTC)
+    removed: list[str] = []
+    try:
+        folders = run_folders(store, [dag_folder])
+    except Exception as exc:
+        log.warning("Could not list %s%s/%s for expired intermediate data: %s", store.protocol,
+                    store.root, dag_folder, exc)
+        return removed
+    for folder in folders:
+        if not removable(folder, retention, include_unfinished=False, now=now):
+            continue
+        try:
+            store.fs.rm(folder.path, recursive=True)
+        except Exception as exc:
+            log.warning("Could not remove expired intermediate data at %s: %s", folder.url, exc)
+            continue
+        removed.append(folder.url)
+    if removed:
+        log.info("Removed intermediate data of %d run(s) of this DAG older than %s: %s",
+                 len(removed), retention, ", ".join(removed))
+    return removed
+
+
 def _modified(info: dict[str, Any]) -> datetime | None:
     value = info.get("LastModified") or info.get("mtime") or info.get("last_modified")
     if isinstance(value, datetime):
@@ -106,8 +143,9 @@ def _modified(info: dict[str, Any]) -> datetime | None:
 
 
 def project_stores(project_path: Path, pipeline_names: list[str] | None, env: str | None,
-                   conf_source: str | None) -> list[tuple[Any, list[str]]]:
-    """Each distinct intermediate store of the pipelines' DAGs, with the DAG folders to look in."""
+                   conf_source: str | None) -> list[tuple[Any, list[tuple[str, timedelta]]]]:
+    """Each distinct intermediate store of the pipelines' DAGs, with the DAG folders to look in
+    and each DAG's ``intermediate_retention``."""
     from kedro.framework.project import pipelines
 
     from airflow_kedro_mlflow import connections
@@ -137,7 +175,7 @@ def project_stores(project_path: Path, pipeline_names: list[str] | None, env: st
         raise ExportError(f"unknown pipeline '{unknown[0]}' (registered: {', '.join(registered)})")
     loader = config_loader(project_path, env, conf_source)
     conf_root = conf_source_path(project_path, conf_source)
-    stores: dict[tuple[str, str | None], tuple[Any, list[str]]] = {}
+    stores: dict[tuple[str, str | None], tuple[Any, list[tuple[str, timedelta]]]] = {}
     credentials = None
     for name in names:
         settings = load_pipeline_settings(loader, conf_root, env, name)
@@ -153,6 +191,7 @@ def project_stores(project_path: Path, pipeline_names: list[str] | None, env: st
                 credentials)
             stores[key] = (store, [])
         dag_folder = storage_key(configured_dag_id(settings, metadata.package_name, name))
-        if dag_folder not in stores[key][1]:
-            stores[key][1].append(dag_folder)
+        retention = timedelta(seconds=settings.intermediate_retention_seconds)
+        if all(folder != dag_folder for folder, _ in stores[key][1]):
+            stores[key][1].append((dag_folder, retention))
     return list(stores.values())

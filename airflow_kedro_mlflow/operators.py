@@ -15,9 +15,10 @@ from typing import Any
 
 from airflow.sdk import Asset, AssetAlias, BaseOperator
 
-from airflow_kedro_mlflow.ids import START_TASK_ID, champion_asset_uri
+from airflow_kedro_mlflow.ids import PROMOTE_TASK_ID, START_TASK_ID, champion_asset_uri
 from airflow_kedro_mlflow.links import RUN_URL_XCOM_KEY, MlflowRunLink
 from airflow_kedro_mlflow.project_ref import KedroProject
+from airflow_kedro_mlflow.run_outcome import OUTCOME_XCOM_KEY
 
 PARENT_XCOM_KEY = "mlflow_parent_run_id"
 EXPERIMENT_XCOM_KEY = "mlflow_experiment_id"
@@ -294,6 +295,7 @@ class KedroRunStartOperator(_KedroProjectOperator):
         tracked = start_run(
             self.project, run, run_params(context, self.dag),
             _dag_run_state(context["ti"], run.dag_id),
+            gate_reruns=self._gate_reruns(context["ti"], run),
         )
         # Pushed untracked too (as None): the other tasks then read "no run", not a missing XCom,
         # which Airflow logs as an error in every task.
@@ -301,6 +303,18 @@ class KedroRunStartOperator(_KedroProjectOperator):
         ti.xcom_push(key=PARENT_XCOM_KEY, value=tracked.run_id if tracked else None)
         ti.xcom_push(key=EXPERIMENT_XCOM_KEY, value=tracked.experiment_id if tracked else None)
         ti.xcom_push(key=RUN_URL_XCOM_KEY, value=tracked.url if tracked else None)
+
+
+    def _gate_reruns(self, ti: Any, run: Any) -> bool:
+        """Whether this attempt of the DAG run runs its promotion gate (if it has one): not when
+        a task was cleared without it, whose last verdict then stands."""
+        if not any(isinstance(t, KedroPromoteModelOperator) for t in self.dag.tasks):
+            return False
+        states = ti.get_task_states(dag_id=run.dag_id, run_ids=[run.run_id]).get(run.run_id, {})
+        return str(states.get(PROMOTE_TASK_ID)) not in _FINISHED_STATES
+
+
+_FINISHED_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
 
 
 class KedroPromoteModelOperator(_KedroProjectOperator):
@@ -365,11 +379,15 @@ class KedroPromoteModelOperator(_KedroProjectOperator):
 
 
 class KedroRunEndOperator(_KedroProjectOperator):
-    """Closes the DAG run: final MLflow status, cleanup of intermediate data (teardown task).
+    """Closes the DAG run: final MLflow status, end record and expiry of intermediate data
+    (teardown task).
 
     It runs once every other task is done, whatever their outcome, the start task's included: a
     DAG run whose start task failed after it opened the parent run still closes that run. As a
-    teardown it does not decide the DAG run's state.
+    teardown it does not decide the DAG run's state. It is the normal path, not the only one:
+    whatever Airflow does that this task does not see (a clear of only the failed tasks, a run
+    or task marked by hand, this task killed), the parent-run listener (``listener.py``) settles
+    the parent with the DAG run's state as Airflow sets it.
     """
 
     ui_color = "#c7e9c0"
@@ -393,10 +411,12 @@ class KedroRunEndOperator(_KedroProjectOperator):
         ti = context["ti"]
         states = ti.get_task_states(dag_id=run.dag_id, run_ids=[run.run_id])
         run_states = states.get(run.run_id, {})
-        _, tracked = finish_run(
+        outcome, tracked = finish_run(
             self.project,
             run,
             {step: run_states.get(task_id) for task_id, step in steps.items()},
             parent_run_id=ti.xcom_pull(task_ids=START_TASK_ID, key=PARENT_XCOM_KEY),
         )
         ti.xcom_push(key=RUN_URL_XCOM_KEY, value=tracked.url if tracked else None)
+        if tracked is not None:
+            ti.xcom_push(key=OUTCOME_XCOM_KEY, value=outcome.as_record())

@@ -58,6 +58,10 @@ def _settings(config: dict, pipeline: str = "__default__"):
                                         "resources": {"limit": {"cpu": 1}}}}}},
      "key 'default.execution.gpu.resources.limit' is 'limit'; use one of requests, limits"),
     ({"default": {"execution": ["gpu"]}}, "key 'default.execution' must map Kedro node tags"),
+    ({"default": {"intermediate_retention": -1}}, "key 'default.intermediate_retention' must be "
+                                                  "days (a number) or a duration"),
+    ({"training": {"intermediate_retention": "a week"}},
+     "key 'training.intermediate_retention' must be days (a number) or a duration such as"),
 ])
 def test_a_bad_key_is_one_line_naming_file_and_key(config, message):
     with pytest.raises(ConfigError) as caught:
@@ -65,6 +69,13 @@ def test_a_bad_key_is_one_line_naming_file_and_key(config, message):
     assert str(caught.value).startswith(f"{SOURCE}: "), caught.value
     assert message in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("value, seconds", [(None, 7 * 86400), (2, 2 * 86400), ("12h", 43200),
+                                            (0, 0)])
+def test_intermediate_retention_is_days_or_a_duration_seven_days_by_default(value, seconds):
+    block = {} if value is None else {"intermediate_retention": value}
+    assert _settings({"default": block}).intermediate_retention_seconds == seconds
 
 
 def test_pipeline_block_overrides_default_key_by_key_and_params_come_last():

@@ -32,7 +32,9 @@ def _files(folder: Path) -> set[str]:
     return {p.name for p in folder.rglob("*") if p.is_file()}
 
 
-def test_memory_datasets_cross_tasks_and_are_removed_after_success(relay):
+def test_memory_datasets_cross_tasks_and_are_kept_after_success_for_the_retention(relay):
+    """A successful run keeps its data (any task can be cleared and rerun) with its end record;
+    the next run's end task removes it once ``intermediate_retention`` is over."""
     project, dag_file = relay
     result = run_dag(dag_file, "relay", conf={"count": 7})
 
@@ -46,7 +48,14 @@ def test_memory_datasets_cross_tasks_and_are_removed_after_success(relay):
         "kedro_run_end": "success",
     }
     assert json.loads((project / "data" / "report.json").read_text()) == {"total": 21, "count": 7}
-    assert all(not _files(folder) for folder in _run_folders(project))
+    (first,) = _run_folders(project)
+    assert _files(first) == {"numbers.pickle", "evens.pickle", "odds.pickle", END_RECORD}
+
+    airflow_yml = project / "conf" / "base" / "airflow.yml"
+    airflow_yml.write_text("default:\n  intermediate_retention: 0\n")
+    again = run_dag(dag_file, "relay", conf={"count": 3})
+    assert again.state == "success", again
+    assert _run_folders(project) == []  # both past a retention of 0
 
 
 def test_failed_run_keeps_intermediate_data(relay):
@@ -72,7 +81,8 @@ def test_clean_intermediate_removes_finished_runs_data_only_when_asked(relay):
     (in_progress / "numbers.pickle").write_bytes(b"data")
 
     listing = run_kedro(project, "airflow", "clean-intermediate").stdout
-    assert "Would remove (dry run; add --delete): 0 run folder(s) older than 7d" in listing
+    assert ("Would remove (dry run; add --delete): 0 run folder(s) older than their DAG's "
+            "intermediate_retention") in listing
     dry = run_kedro(project, "airflow", "clean-intermediate", "--older-than", "0m").stdout
     assert "would remove" in dry and "summarize" in dry and "no end record" in dry
     assert ended.exists()
@@ -106,5 +116,7 @@ def test_runs_keep_separate_data_and_versions_and_a_rerun_reads_its_own(relay, t
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     # Run A's report is computed from run A's summary version, not from run B's newer one.
     assert json.loads((project / "data" / "report.json").read_text()) == {"total": 45, "count": 10}
-    (folder,) = _run_folders(project)  # only A's data is kept: A never finished
-    assert _files(folder) == {"numbers.pickle", "evens.pickle", "odds.pickle", END_RECORD}
+    folders = _run_folders(project)  # both kept (within the retention), each in its own folder
+    assert len(folders) == 2
+    assert all(_files(f) == {"numbers.pickle", "evens.pickle", "odds.pickle", END_RECORD}
+               for f in folders)

@@ -7,7 +7,7 @@ import subprocess
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +21,15 @@ from airflow_kedro_mlflow.kedro_project import (
 from airflow_kedro_mlflow.project_ref import KedroProject
 from airflow_kedro_mlflow.run_conf import check_known
 from airflow_kedro_mlflow.run_identity import RunIdentity
+from airflow_kedro_mlflow.run_outcome import (
+    OK_STATES,
+    ParentOutcome,
+    expected_run_state,
+    parent_outcome,
+)
 from airflow_kedro_mlflow.runtime.task_runtime import TaskRuntime
 
 log = logging.getLogger(__name__)
-
-OK_STATES = {"success"}
-"""A step (node, gate, start) that did not succeed, skipped included, did not do its work: a DAG
-run marked failed by hand skips its pending tasks."""
-
 
 @dataclass(frozen=True)
 class TrackedRun:
@@ -44,13 +45,15 @@ def start_run(
     run: RunIdentity,
     runtime_params: dict[str, Any],
     dag_run_state: Callable[[str], str | None] | None = None,
+    gate_reruns: bool = True,
 ) -> TrackedRun | None:
     """Open (or find again) the DAG run's MLflow parent run, then open the project exactly as a
     node task will (session, hooks, context, catalog), so that a project that cannot run here
     fails once, before any node, with a message that says what to fix.
 
     ``dag_run_state(run_id)`` (the state of another run of the DAG in Airflow) lets the start
-    task close parents of runs that ended without closing theirs.
+    task close parents of runs that ended without closing theirs. ``gate_reruns``: the promotion
+    gate runs in this attempt (its earlier verdict is dropped).
     """
     runtime = TaskRuntime.open(project, run, runtime_params)
     if runtime_params:
@@ -74,9 +77,7 @@ def start_run(
     if tracker is None:
         open_project(runtime, runtime_params)
         return None
-    parent = tracker.ensure_parent(
-        run, parent_tags(runtime), runtime.parameters
-    )
+    parent = tracker.ensure_parent(run, parent_tags(runtime), runtime.parameters, gate_reruns)
     if dag_run_state is not None:
         tracker.close_stale_parents(run, dag_run_state)
     with tracker.activated(parent):
@@ -145,15 +146,17 @@ def finish_run(
     run: RunIdentity,
     step_states: Mapping[str, str | None],
     parent_run_id: str | None,
-) -> tuple[list[str], TrackedRun | None]:
-    """Close the DAG run: final MLflow status, then cleanup; returns the steps that did not succeed.
+) -> tuple[ParentOutcome, TrackedRun | None]:
+    """Close the DAG run: the parent's final status, then the end record of its intermediate data.
 
     ``step_states`` maps the run's steps (the start task, nodes, the promotion gate) to their
-    task's state. The intermediate data is removed only when every step succeeded: after a
-    failure it is what lets a cleared task rerun without rerunning its upstream tasks.
+    task's state; the parent is settled as the DAG run they lead to (``run_outcome``), the same
+    verdict the parent-run listener reaches once Airflow has set the DAG run's state. The
+    intermediate data is kept, successful run or not, for ``intermediate_retention``: it is what
+    lets any task of a finished run be cleared and rerun without its upstream tasks; the run
+    folders of this DAG whose retention is over are removed here.
     """
-    unsuccessful = sorted(n for n, state in step_states.items() if str(state) not in OK_STATES)
-    failed = sorted(n for n, state in step_states.items() if str(state) == "failed")
+    outcome = parent_outcome(expected_run_state(step_states), step_states, run.clear_number)
     runtime = TaskRuntime.open(project, run)
     tracked = None
     tracker = runtime.tracker
@@ -161,26 +164,23 @@ def finish_run(
         duration = (
             (datetime.now(UTC) - run.start_date).total_seconds() if run.start_date else None
         )
-        parent = tracker.finish_parent(
-            run, parent_run_id, failed or unsuccessful, bool(unsuccessful), duration,
-            pipeline=project.pipeline,
-        )
+        parent = tracker.settle_parent(run, parent_run_id, outcome, duration,
+                                       pipeline=project.pipeline)
         if parent is not None:
             tracked = TrackedRun(parent.info.run_id, tracker.run_url(parent))
-            log.info("MLflow parent run %s is %s", parent.info.run_id, parent.info.status)
     store = runtime.store
+    unsuccessful = sorted(n for n, state in step_states.items() if str(state) not in OK_STATES)
+    store.record_end(unsuccessful)
+    retention = timedelta(seconds=runtime.settings.intermediate_retention_seconds)
     if unsuccessful:
-        log.warning(
-            "Steps not successful: %s; keeping intermediate data at %s for a rerun "
-            "(`kedro airflow clean-intermediate` removes it once no longer needed)",
-            ", ".join(unsuccessful),
-            store.url,
-        )
-        store.record_end(unsuccessful)
-    else:
-        store.remove()
-        log.info("All steps succeeded; removed intermediate data at %s", store.url)
-    return unsuccessful, tracked
+        log.warning("Steps not successful: %s; keeping intermediate data at %s for a rerun",
+                    ", ".join(unsuccessful), store.url)
+    log.info("Intermediate data at %s is kept for %s (airflow.yml 'intermediate_retention') so "
+             "that any task of this run can be cleared and rerun", store.url, retention)
+    from airflow_kedro_mlflow.housekeeping import prune_expired
+
+    prune_expired(store, retention)
+    return outcome, tracked
 
 
 def parent_tags(runtime: TaskRuntime) -> dict[str, str]:

@@ -43,6 +43,7 @@ from airflow_kedro_mlflow.mlflow_config import (
 )
 from airflow_kedro_mlflow.project_ref import KedroProject
 from airflow_kedro_mlflow.run_identity import RunIdentity
+from airflow_kedro_mlflow.run_outcome import ParentOutcome
 from airflow_kedro_mlflow.runtime import active_run
 from airflow_kedro_mlflow.runtime.credentials import Credentials
 from airflow_kedro_mlflow.runtime.mlflow_rest import Run, RunData, RunInfo, tracking_client
@@ -199,10 +200,15 @@ class Tracker:
         return runs[0] if runs else None
 
     def ensure_parent(
-        self, run: RunIdentity, tags: Mapping[str, str], params: Mapping[str, Any]
+        self, run: RunIdentity, tags: Mapping[str, str], params: Mapping[str, Any],
+        gate_reruns: bool = True,
     ) -> Any:
         """The DAG run's parent run, RUNNING: found again (a retried start task, a cleared run)
-        or created (a new run, or a new run under the id of a deleted one)."""
+        or created (a new run, or a new run under the id of a deleted one).
+
+        A rerun drops the earlier attempt's ``kedro.failed_nodes``, and its promotion verdict
+        when the gate runs again (``gate_reruns``): a task cleared without the gate keeps the
+        decision the gate made last, which is still the latest."""
         client = self.client
         experiment_id = self.experiment_id()
         parent = self.find_parent(run, experiment_id)
@@ -224,7 +230,7 @@ class Tracker:
                 client.update_run(parent_id, status="RUNNING")
             # A rerun decides its outcome anew: drop the verdict of the earlier attempt.
             for key in parent.data.tags:
-                if key == TAG_FAILED_NODES or key.startswith(TAG_PROMOTION_PREFIX):
+                if key == TAG_FAILED_NODES or (gate_reruns and key.startswith(TAG_PROMOTION_PREFIX)):
                     client.delete_tag(parent_id, key)
             if any(parent.data.tags.get(k) != v for k, v in incarnation.items()):
                 client.log_batch(parent_id, tags=incarnation)
@@ -443,24 +449,27 @@ class Tracker:
             if int(child.data.tags.get(TAG_TRY_NUMBER, "0")) < run.try_number:
                 self.client.set_terminated(child.info.run_id, status="KILLED")
 
-    def finish_parent(
+    def settle_parent(
         self,
         run: RunIdentity,
         parent_id: str | None,
-        failed_nodes: list[str],
-        failed: bool,
-        duration_s: float | None,
+        outcome: ParentOutcome,
+        duration_s: float | None = None,
         pipeline: str = "__default__",
     ) -> Any | None:
-        """Set the parent's final status from the nodes' outcomes; close leftover children.
+        """Make the DAG run's parent say ``outcome``: its status, ``kedro.failed_nodes`` and the
+        DAG run's clear number; a finished outcome also closes children left RUNNING (tries that
+        were killed or lost MLflow) as KILLED. Writes only what differs, so settling twice (the
+        end task, then the listener) costs one read.
 
         ``parent_id`` is the parent the start task opened; without one (the start task failed
-        after it created the parent) the DAG run's parent is looked up. ``failed_nodes`` are
-        the steps to name in the ``kedro.failed_nodes`` tag.
+        after it created the parent, or the listener settles) it is looked up by the DAG run's
+        ids, and a parent of an earlier DAG run under the same id (deleted since) is left alone.
+        Returns the parent as it is now, ``None`` if the DAG run has none.
 
         kedro-mlflow's hook tags the active run, the parent, in every node task with that task's
-        ``kedro run --node=...`` command and node names; the parent then says what the DAG run
-        was, as kedro-mlflow tags a ``kedro run`` of the whole pipeline.
+        ``kedro run --node=...`` command and node names; a finished parent then says what the DAG
+        run was, as kedro-mlflow tags a ``kedro run`` of the whole pipeline.
         """
         client = self.client
         if parent_id is not None:
@@ -473,23 +482,46 @@ class Tracker:
             log.warning("No MLflow parent run found for DAG run %s", run.run_id)
             return None
         parent_id = parent.info.run_id
-        for child in client.search_runs(
-            [parent.info.experiment_id],
-            filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}' and attributes.status = 'RUNNING'",
-        ):
-            client.set_terminated(child.info.run_id, status="KILLED")
-        tags = {TAG_FAILED_NODES: ",".join(failed_nodes)} if failed_nodes else {}
-        stale = [] if failed_nodes else [TAG_FAILED_NODES]  # an earlier attempt failed; this did not
-        if KEDRO_MLFLOW_COMMAND in parent.data.tags:
-            tags[KEDRO_MLFLOW_COMMAND] = f"kedro run --pipeline={pipeline}"
-            stale.append(KEDRO_MLFLOW_NODE_NAMES)
-        metrics = {"dag_run_duration_s": round(duration_s, 3)} if duration_s is not None else {}
+        current = parent.data.tags
+        tags: dict[str, str] = {}
+        stale: list[str] = []
+        if outcome.failed_steps:
+            tags[TAG_FAILED_NODES] = ",".join(outcome.failed_steps)
+        else:
+            stale.append(TAG_FAILED_NODES)  # an earlier attempt failed; this one did not (yet)
+        if outcome.clear_number > int(current.get(TAG_CLEAR_NUMBER) or 0):
+            tags[TAG_CLEAR_NUMBER] = str(outcome.clear_number)
+            if run.start_date is not None:
+                tags[TAG_RUN_STARTED] = _iso(run.start_date)
+        metrics: dict[str, float] = {}
+        if outcome.finished:
+            for child in client.search_runs(
+                [parent.info.experiment_id],
+                filter_string=(f"tags.`mlflow.parentRunId` = '{parent_id}' and "
+                               "attributes.status = 'RUNNING'"),
+            ):
+                client.set_terminated(child.info.run_id, status="KILLED")
+            if KEDRO_MLFLOW_COMMAND in current:
+                tags[KEDRO_MLFLOW_COMMAND] = f"kedro run --pipeline={pipeline}"
+                stale.append(KEDRO_MLFLOW_NODE_NAMES)
+            if duration_s is not None:
+                metrics["dag_run_duration_s"] = round(duration_s, 3)
+        tags = {key: value for key, value in tags.items() if current.get(key) != value}
         if tags or metrics:
             client.log_batch(parent_id, tags=tags, metrics=metrics)
         for key in stale:
-            if key in parent.data.tags:
+            if key in current:
                 client.delete_tag(parent_id, key)
-        client.set_terminated(parent_id, status="FAILED" if failed else "FINISHED")
+        if parent.info.status != outcome.status:
+            if outcome.finished:
+                client.set_terminated(parent_id, status=outcome.status)
+            else:
+                client.update_run(parent_id, status=outcome.status)
+        elif not (tags or metrics or any(key in current for key in stale)):
+            return parent  # nothing changed: no need to read it back
+        log.info("MLflow parent run %s of DAG run %s is %s%s", parent_id, run.run_id,
+                 outcome.status, f" (failed: {', '.join(outcome.failed_steps)})"
+                 if outcome.failed_steps else "")
         return client.get_run(parent_id)
 
     def run_url(self, run: Any) -> str | None:

@@ -1,0 +1,309 @@
+"""Keep each DAG run's MLflow parent run in step with the DAG run, whatever changed its state.
+
+The end task settles the parent when a DAG run ends normally; many of Airflow's own actions never
+run it: "Clear" with *only failed* (the REST API's default, which leaves the succeeded start and
+end tasks alone), a run or a task marked success or failed by hand, an end task killed on every
+try, one task of a finished run cleared. Airflow reports each DAG run state change to listeners,
+in the process that made it (``DagRun.update_state`` in the scheduler; the REST API's state
+patches in the API server; see facts in the README), so this listener, registered by the
+provider's plugin, settles the parent from the state Airflow set:
+
+- a DAG run that finished (success or failed): the parent FINISHED or FAILED with the failed
+  steps, unless the end task already settled exactly that (its ``mlflow_parent_outcome`` XCom);
+- a DAG run running again whose start task is not rerunning (only the failed tasks cleared):
+  the parent RUNNING, its clear number updated.
+
+The listener only queues the DAG run: a thread of its own reads the run and its task states from
+Airflow's database (waiting for the state change to be committed) and hands them to a short
+process (``runtime/parent_sync.py``) that talks to MLflow, so the scheduler never waits on MLflow
+and never imports the project. After that process, the run is read again and settled again if its
+state moved meanwhile, so concurrent changes (the scheduler and the API server, two clicks) end
+with the latest state. Light module: loaded with the plugin by every Airflow process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from airflow.listeners import hookimpl
+
+from airflow_kedro_mlflow.ids import END_TASK_ID, START_TASK_ID
+from airflow_kedro_mlflow.run_outcome import OUTCOME_XCOM_KEY
+
+log = logging.getLogger(__name__)
+
+NATURAL_ENDS = frozenset({"success", "task_failure"})
+"""The ``msg`` of a DAG run that the scheduler ended because its tasks ended (its end task ran
+last); anything else (a state set by hand, a timeout, a deadlock) is settled in any case."""
+SETTLE_TIMEOUT_S = 600.0
+"""MLflow's client waits about four minutes for a server that is down before it gives up."""
+COMMIT_WAIT_S = 15.0
+"""How long to wait for the state a listener heard of to be readable (listeners are called
+before the change is committed)."""
+_AIRFLOW_SECRETS = re.compile(
+    r"^AIRFLOW__.*(SQL_ALCHEMY|DATABASE__|JWT|FERNET|SECRET|PASSWORD|TOKEN|BROKER_URL|"
+    r"RESULT_BACKEND|_CMD$)", re.I)
+
+
+@dataclass(frozen=True)
+class _Request:
+    dag_id: str
+    run_id: str
+    state: str | None
+    """The state the listener heard of (``None``: a task changed, read whatever the run is)."""
+    natural: bool
+
+
+class ParentRunListener:
+    """Airflow listener: queues the DAG runs whose state changed (see the module docstring)."""
+
+    @hookimpl
+    def on_dag_run_running(self, dag_run: Any, msg: str) -> None:
+        _settler().request(dag_run.dag_id, dag_run.run_id, "running", natural=False)
+
+    @hookimpl
+    def on_dag_run_success(self, dag_run: Any, msg: str) -> None:
+        _settler().request(dag_run.dag_id, dag_run.run_id, "success", natural=msg in NATURAL_ENDS)
+
+    @hookimpl
+    def on_dag_run_failed(self, dag_run: Any, msg: str) -> None:
+        _settler().request(dag_run.dag_id, dag_run.run_id, "failed", natural=msg in NATURAL_ENDS)
+
+    @hookimpl
+    def on_task_instance_success(self, task_instance: Any) -> None:
+        _task_changed(task_instance)
+
+    @hookimpl
+    def on_task_instance_failed(self, task_instance: Any) -> None:
+        _task_changed(task_instance)
+
+
+def _task_changed(task_instance: Any) -> None:
+    """A task marked by hand (the API server calls task listeners with its database row). A task
+    process calls them too, for every task it runs: those are left to the tasks themselves."""
+    if type(task_instance).__module__ != "airflow.models.taskinstance":
+        return
+    _settler().request(task_instance.dag_id, task_instance.run_id, None, natural=False)
+
+
+class _Settler:
+    """One thread per process that settles the queued DAG runs, one at a time, newest request
+    per run first served."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()  # a forked child (an executor's worker) needs a thread of its own
+        self._pending: dict[tuple[str, str], _Request] = {}
+        self._wake = threading.Condition()
+        self._thread = threading.Thread(target=self._serve, name="akm-parent-runs", daemon=True)
+        self._thread.start()
+
+    def request(self, dag_id: str, run_id: str, state: str | None, natural: bool) -> None:
+        with self._wake:
+            self._pending[(dag_id, run_id)] = _Request(dag_id, run_id, state, natural)
+            self._wake.notify()
+
+    def _serve(self) -> None:
+        while True:
+            with self._wake:
+                while not self._pending:
+                    self._wake.wait()
+                key = next(iter(self._pending))
+                request = self._pending.pop(key)
+            try:
+                settle_dag_run(request)
+            except Exception:  # never let one run stop the thread
+                log.exception("Could not settle the MLflow parent run of DAG run %s/%s",
+                              request.dag_id, request.run_id)
+
+
+_SETTLER: _Settler | None = None
+_SETTLER_LOCK = threading.Lock()
+
+
+def _settler() -> _Settler:
+    global _SETTLER
+    with _SETTLER_LOCK:
+        if _SETTLER is None or _SETTLER.pid != os.getpid():
+            _SETTLER = _Settler()
+        return _SETTLER
+
+
+def settle_dag_run(request: _Request, attempts: int = 5) -> None:
+    """Settle the parent of one DAG run until what was settled is what Airflow says now."""
+    snapshot = read_dag_run(request.dag_id, request.run_id, request.state)
+    for _ in range(attempts):
+        if snapshot is None or not _needs_settling(snapshot, request.natural):
+            return
+        _run_settler_process(snapshot)
+        again = read_dag_run(request.dag_id, request.run_id, None)
+        if again is None or again.fingerprint == snapshot.fingerprint:
+            return
+        snapshot, request = again, _Request(request.dag_id, request.run_id, None, False)
+
+
+@dataclass(frozen=True)
+class _DagRunSnapshot:
+    dag_file: str
+    run: dict[str, Any]
+    task_states: dict[str, str | None]
+    end_record: Any
+
+    @property
+    def fingerprint(self) -> tuple[Any, ...]:
+        return (self.run["state"], self.run["clear_number"], tuple(sorted(
+            (k, str(v)) for k, v in self.task_states.items())))
+
+
+def read_dag_run(dag_id: str, run_id: str, expected_state: str | None) -> _DagRunSnapshot | None:
+    """The DAG run as Airflow's database has it (``None``: not a run of an exported DAG, or gone).
+
+    With ``expected_state``, waits up to ``COMMIT_WAIT_S`` for the run to be in it: listeners
+    hear of a change before it is committed.
+    """
+    deadline = time.monotonic() + COMMIT_WAIT_S
+    while True:
+        snapshot = _read(dag_id, run_id)
+        if snapshot is None or expected_state is None or snapshot.run["state"] == expected_state:
+            return snapshot
+        if time.monotonic() > deadline:
+            return snapshot  # changed again meanwhile: settle what it is now
+        time.sleep(0.5)
+
+
+def _read(dag_id: str, run_id: str) -> _DagRunSnapshot | None:
+    from airflow.models.dag import DagModel
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        fileloc = session.scalar(select(DagModel.fileloc).where(DagModel.dag_id == dag_id))
+        if not fileloc or not _is_exported_dag(fileloc):
+            return None
+        dag_run = session.scalar(
+            select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+        if dag_run is None:
+            return None
+        task_states = {
+            task_id: _text(state) for task_id, state in session.execute(
+                select(TaskInstance.task_id, TaskInstance.state).where(
+                    TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id))
+        }
+        row = session.scalar(select(XComModel).where(
+            XComModel.dag_id == dag_id, XComModel.run_id == run_id,
+            XComModel.task_id == END_TASK_ID, XComModel.key == OUTCOME_XCOM_KEY))
+        end_record = _xcom_value(row)
+        run = {
+            "dag_id": dag_id,
+            "run_id": run_id,
+            "state": _text(dag_run.state),
+            "clear_number": int(getattr(dag_run, "clear_number", 0) or 0),
+            "run_after": _iso(getattr(dag_run, "run_after", None)),
+            "start_date": _iso(dag_run.start_date),
+            "end_date": _iso(dag_run.end_date),
+        }
+    return _DagRunSnapshot(fileloc, run, task_states, end_record)
+
+
+def _needs_settling(snapshot: _DagRunSnapshot, natural: bool) -> bool:
+    state = snapshot.run["state"]
+    if state in ("queued", "running"):
+        # The start task sets the parent RUNNING when it runs; only a rerun without it needs us.
+        return snapshot.task_states.get(START_TASK_ID) == "success"
+    if state not in ("success", "failed"):
+        return False
+    if natural and isinstance(snapshot.end_record, dict):
+        from airflow_kedro_mlflow.dag_file import read_exported_dag, step_states
+        from airflow_kedro_mlflow.run_outcome import parent_outcome
+
+        exported = read_exported_dag(snapshot.dag_file)
+        if exported is not None:
+            outcome = parent_outcome(state, step_states(exported.steps, snapshot.task_states),
+                                     snapshot.run["clear_number"])
+            if outcome.as_record() == snapshot.end_record:
+                return False  # the end task settled exactly this
+    return True
+
+
+def _run_settler_process(snapshot: _DagRunSnapshot) -> None:
+    request = {**snapshot.run, "dag_file": snapshot.dag_file, "task_states": snapshot.task_states}
+    label = f"{snapshot.run['dag_id']}/{snapshot.run['run_id']}"
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "airflow_kedro_mlflow.runtime.parent_sync"],
+            input=json.dumps(request), capture_output=True, text=True,
+            timeout=SETTLE_TIMEOUT_S, env=settler_environment(), cwd=tempfile.gettempdir())
+    except subprocess.TimeoutExpired:
+        log.warning("Settling the MLflow parent run of DAG run %s took over %.0f s: stopped",
+                    label, SETTLE_TIMEOUT_S)
+        return
+    if result.returncode != 0:
+        log.warning("Could not settle the MLflow parent run of DAG run %s (%s state): %s", label,
+                    snapshot.run["state"], result.stderr.strip().splitlines()[-1:] or "")
+        return
+    outcome = (result.stdout.strip().splitlines() or [""])[-1]  # after Kedro's own log lines
+    log.info("MLflow parent run of DAG run %s (%s): %s", label, snapshot.run["state"], outcome)
+
+
+def settler_environment() -> dict[str, str]:
+    """This process's environment without Airflow's own secrets: the settling process opens the
+    project (its settings module runs) and needs MLflow's settings, not Airflow's database."""
+    return {name: value for name, value in os.environ.items() if not _AIRFLOW_SECRETS.match(name)}
+
+
+_EXPORTED: dict[str, tuple[float, bool]] = {}
+
+
+def _is_exported_dag(fileloc: str) -> bool:
+    """Whether the DAG file was exported by this package (cached until the file changes)."""
+    try:
+        mtime = os.stat(fileloc).st_mtime
+    except OSError:
+        return False
+    cached = _EXPORTED.get(fileloc)
+    if cached is None or cached[0] != mtime:
+        try:
+            with open(fileloc, encoding="utf-8") as stream:
+                text = stream.read()
+        except OSError:
+            return False
+        cached = (mtime, "airflow_kedro_mlflow.operators" in text and "KedroProject(" in text)
+        _EXPORTED[fileloc] = cached
+    return cached[1]
+
+
+def _xcom_value(row: Any) -> Any:
+    if row is None:
+        return None
+    try:
+        from airflow.models.xcom import XComModel
+
+        value = XComModel.deserialize_value(row)
+    except Exception:
+        value = getattr(row, "value", None)
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return value
+
+
+def _text(state: Any) -> str | None:
+    return None if state is None else str(getattr(state, "value", state))
+
+
+def _iso(moment: Any) -> str | None:
+    return moment.isoformat() if moment is not None else None

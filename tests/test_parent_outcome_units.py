@@ -1,0 +1,145 @@
+"""Fast tests of how a DAG run's state becomes its MLflow parent's: the verdict, the DAG file it
+is read from, and the settling itself on a real MLflow store (no Airflow run)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+from airflow_kedro_mlflow.dag_file import read_exported_dag, step_states
+from airflow_kedro_mlflow.run_identity import RunIdentity
+from airflow_kedro_mlflow.run_outcome import ParentOutcome, expected_run_state, parent_outcome
+
+STEPS = {"kedro_run_start": "success", "a.train": "failed", "a.evaluate": "upstream_failed",
+         "kedro_promote_model": "upstream_failed"}
+OLD_EXPORT = REPO / "tests" / "fixtures" / "wine_classifier_s3_exported_0_1_0.py"
+
+
+@pytest.mark.parametrize("run_state, steps, status, failed", [
+    ("success", STEPS, "FINISHED", ()),  # Airflow's word wins: a run marked success is FINISHED
+    ("failed", STEPS, "FAILED", ("a.train",)),  # the failed step, not those it blocked
+    ("failed", {"kedro_run_start": "success", "a.train": None}, "FAILED", ("a.train",)),
+    ("failed", {"kedro_run_start": "success", "a.train": "success"}, "FAILED", ()),  # marked
+    ("running", STEPS, "RUNNING", ()),
+    ("queued", STEPS, "RUNNING", ()),
+    (None, STEPS, "KILLED", ()),  # deleted
+])
+def test_the_parent_says_what_the_dag_run_says(run_state, steps, status, failed):
+    outcome = parent_outcome(run_state, steps, clear_number=2)
+    assert (outcome.status, outcome.failed_steps, outcome.clear_number) == (status, failed, 2)
+
+
+def test_the_end_task_settles_the_state_its_steps_lead_to():
+    assert expected_run_state({"s": "success", "n": "success"}) == "success"
+    assert expected_run_state({"s": "success", "n": "skipped"}) == "failed"
+
+
+@pytest.mark.parametrize("dag_file", [REPO / "dags" / "wine_classifier_s3.py", OLD_EXPORT],
+                         ids=["current", "exported-by-0.1.0"])
+def test_an_exported_dag_file_is_read_without_running_it(dag_file):
+    exported = read_exported_dag(dag_file)
+    assert exported is not None
+    assert exported.project == {
+        "package_name": "wine_classifier", "pipeline": "__default__",
+        "path": "../examples/wine_classifier", "env": "s3", "conf_source": None,
+        "dag_file": str(dag_file)}
+    assert exported.steps["random_forest.train_model"] == "random_forest.train_model"
+    assert exported.steps["kedro_run_start"] == "kedro_run_start"
+    assert exported.steps["kedro_promote_model"] == "kedro_promote_model"
+    assert "kedro_run_end" not in exported.steps  # it closes the run; it is not a step of it
+    states = step_states(exported.steps, {"random_forest.train_model": "failed"})
+    assert states["random_forest.train_model"] == "failed" and states["kedro_run_start"] is None
+
+
+def test_grouped_tasks_are_named_by_their_nodes_and_other_files_are_not_exported_dags(tmp_path):
+    grouped = tmp_path / "grouped.py"
+    grouped.write_text(
+        "PROJECT = KedroProject(package_name='p', pipeline='__default__', path='..', "
+        "dag_file=__file__, env=None, conf_source=None)\n"
+        "tasks['g'] = KedroNodeOperator(task_id='g', node_names=['a', 'b'], project=PROJECT)\n")
+    exported = read_exported_dag(grouped)
+    assert exported is not None and exported.steps["g"] == "a,b"
+    other = tmp_path / "other.py"
+    other.write_text("from airflow.sdk import DAG\nwith DAG('x'): pass\n")
+    assert read_exported_dag(other) is None
+    assert read_exported_dag(tmp_path / "missing.py") is None
+
+
+def test_settling_a_parent_on_a_real_mlflow_store(tmp_path, monkeypatch):
+    """Clear, fail, finish, clear again: the parent follows each outcome, with the failed steps
+    and the clear number; a finished outcome closes children left RUNNING."""
+    from mlflow.tracking import MlflowClient
+
+    from airflow_kedro_mlflow.mlflow_config import settings_from_dict
+    from airflow_kedro_mlflow.runtime.tracking import Tracker
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    settings = settings_from_dict({"server": {"mlflow_tracking_uri": uri},
+                                   "tracking": {"experiment": {"name": "e"}}},
+                                  project_path=tmp_path, pipeline_name="__default__",
+                                  package_name="p", source="conf/base/mlflow.yml")
+    tracker = Tracker(settings)
+    started = datetime(2026, 12, 1, tzinfo=UTC)
+    run = RunIdentity("dag", "manual__1", started, start_date=started)
+    parent = tracker.ensure_parent(run, {}, {})
+    client = MlflowClient(uri)
+    child = client.create_run(parent.info.experiment_id,
+                              tags={"mlflow.parentRunId": parent.info.run_id})
+
+    def settle(outcome: ParentOutcome):
+        return tracker.settle_parent(run, None, outcome)
+
+    failed = settle(ParentOutcome("FAILED", ("a.train",), 0))
+    assert failed.info.status == "FAILED"
+    assert failed.data.tags["kedro.failed_nodes"] == "a.train"
+    assert client.get_run(child.info.run_id).info.status == "KILLED"
+
+    cleared = RunIdentity("dag", "manual__1", started, start_date=started, clear_number=1)
+    rerunning = tracker.settle_parent(cleared, None, ParentOutcome("RUNNING", (), 1))
+    assert rerunning.info.status == "RUNNING"
+    assert "kedro.failed_nodes" not in rerunning.data.tags
+    assert rerunning.data.tags["airflow.clear_number"] == "1"
+    finished = tracker.settle_parent(cleared, None, ParentOutcome("FINISHED", (), 1))
+    assert finished.info.status == "FINISHED"
+    assert finished.info.run_id == parent.info.run_id
+
+    recreated = RunIdentity("dag", "manual__1", started, start_date=datetime.now(UTC))
+    assert tracker.settle_parent(recreated, None, ParentOutcome("FAILED", (), 0)) is None
+    assert client.get_run(parent.info.run_id).info.status == "FINISHED"  # another run's: untouched
+
+
+def test_the_settling_process_reads_its_request_and_names_what_it_settled(tmp_path):
+    """``python -m airflow_kedro_mlflow.runtime.parent_sync``, as the listener starts it, on a
+    project whose DAG run has no parent (tracking on, nothing to settle) and on a bad file."""
+    from kedro_projects import relay_project
+
+    relay_project(tmp_path, package="relay")
+    dag_file = tmp_path / "dags" / "relay.py"
+    dag_file.parent.mkdir()
+    dag_file.write_text(
+        f"PROJECT = KedroProject(package_name='relay', pipeline='__default__', "
+        f"path={str(tmp_path / 'relay')!r}, dag_file=__file__, env=None, conf_source=None)\n")
+    (tmp_path / "relay" / "conf" / "base" / "mlflow.yml").write_text(
+        f"server:\n  mlflow_tracking_uri: sqlite:///{tmp_path / 'mlflow.db'}\n")
+    request = {"dag_file": str(dag_file), "dag_id": "relay", "run_id": "manual__1",
+               "run_after": "2026-12-01T00:00:00+00:00", "start_date": None, "end_date": None,
+               "clear_number": 0, "state": "success", "task_states": {}}
+    done = _settle(request)
+    assert done.returncode == 0, done.stderr
+    # The last line: Kedro's own logging may print before it
+    assert json.loads(done.stdout.splitlines()[-1]) == {"tracked": True, "parent_run_id": None}
+
+    bad = _settle({**request, "dag_file": str(tmp_path / "nowhere.py")})
+    assert bad.returncode == 1 and "is not a DAG file exported by airflow-kedro-mlflow" in bad.stderr
+
+
+def _settle(request: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "airflow_kedro_mlflow.runtime.parent_sync"],
+                          input=json.dumps(request), capture_output=True, text=True, timeout=300,
+                          cwd=Path(request["dag_file"]).parent)

@@ -77,6 +77,26 @@ class AirflowCluster:
         """Clear a whole DAG run, as the UI's "Clear" of a run does: every task runs again."""
         self.api("POST", f"/dags/{dag_id}/dagRuns/{_quote(run_id)}/clear", {"dry_run": False})
 
+    def clear_tasks(self, dag_id: str, run_id: str, task_ids: list[str] | None = None,
+                    only_failed: bool = True, **options: bool) -> list[str]:
+        """Clear tasks of one DAG run as the UI's Clear dialogs do (``clearTaskInstances``:
+        only the failed ones by default, ``include_downstream``/``include_upstream`` as asked);
+        returns the task ids cleared."""
+        body = {"dry_run": False, "dag_run_id": run_id, "only_failed": only_failed, **options}
+        if task_ids is not None:
+            body["task_ids"] = task_ids
+        cleared = self.api("POST", f"/dags/{dag_id}/clearTaskInstances", body)
+        return sorted(t["task_id"] for t in cleared["task_instances"])
+
+    def mark_run(self, dag_id: str, run_id: str, state: str) -> None:
+        """Mark a DAG run success or failed, as the UI's "Mark run as" does."""
+        self.api("PATCH", f"/dags/{dag_id}/dagRuns/{_quote(run_id)}", {"state": state})
+
+    def mark_task(self, dag_id: str, run_id: str, task_id: str, state: str) -> None:
+        """Mark one task success or failed, as the UI's "Mark as" of a task does."""
+        self.api("PATCH", f"/dags/{dag_id}/dagRuns/{_quote(run_id)}/taskInstances/{task_id}",
+                 {"new_state": state})
+
     def delete_run(self, dag_id: str, run_id: str) -> None:
         self.api("DELETE", f"/dags/{dag_id}/dagRuns/{_quote(run_id)}")
 

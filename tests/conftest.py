@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["fault_deployment"]  # the fault deployment's session fixture (`faulty`)
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_PROJECT = REPO / "examples" / "wine_classifier"
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="akm-airflow-home-"))

@@ -2,12 +2,14 @@
 
 It is copied into the test's copy of the example project and listed in its ``settings.HOOKS``, so
 faults happen at real lines of a real task process: right after a dataset was saved, right before
-one is saved, or once the catalog exists (in the start task: after it opened the parent run).
+one is saved, once the catalog exists (in the start task: after it opened the parent run), or
+when the project's settings are loaded (``settings_loaded``: every task that opens the project,
+the end task included, which runs no Kedro session).
 The faults are read from the JSON file ``$AKM_FAULTS``: a list of
 ``{"id", "dag_run", "task", "tries": [..], "at", "dataset", "action", "go"}`` with ``action`` one of
 ``kill_self`` (SIGKILL of the task process), ``kill_supervisor`` (SIGKILL of its parent, the
-Airflow supervisor: the task process lives on as an orphan) and ``wait`` (until the file ``go``
-exists). Each firing leaves ``<id>.try<N>.fired`` beside the file.
+Airflow supervisor: the task process lives on as an orphan), ``raise`` (the node fails with an
+error) and ``wait`` (until the file ``go`` exists). Each firing leaves ``<id>.try<N>.fired`` beside the file.
 """
 
 import json
@@ -20,6 +22,9 @@ from kedro.framework.hooks import hook_impl
 
 
 class FaultInjection:
+    def __init__(self) -> None:  # settings.py builds the hook as Kedro loads the settings
+        self._fire("settings_loaded")
+
     def _fire(self, at: str, dataset: str | None = None) -> None:
         spec_file = os.environ.get("AKM_FAULTS")
         if not spec_file or not Path(spec_file).exists():
@@ -39,6 +44,8 @@ class FaultInjection:
             elif fault["action"] == "kill_supervisor":
                 os.kill(os.getppid(), signal.SIGKILL)
                 time.sleep(1)  # let the orphan be re-parented before it goes on
+            elif fault["action"] == "raise":
+                raise RuntimeError(f"fault {fault['id']}: planted failure of {task}")
             elif fault["action"] == "wait":
                 deadline = time.monotonic() + 300
                 while not Path(fault["go"]).exists() and time.monotonic() < deadline:

@@ -11,166 +11,25 @@ at real lines of the real task processes; see that module.
 
 from __future__ import annotations
 
-import json
 import time
-import uuid
-from pathlib import Path
 
 import pytest
-import yaml
-from airflow_cluster import AirflowCluster, airflow_cluster
-from conftest import REPO, copy_example, run_kedro, running_mlflow_server
-from kedro_projects import where_project
+from airflow_cluster import AirflowCluster
+from fault_deployment import (
+    FOREST_TRAIN,
+    GROUP,
+    INFERENCE,
+    MODEL_DATASET,
+    REGISTERED,
+    TRAINING,
+    WHERE,
+    WORSE,
+    new_run_id,
+    try_number,
+)
 
-# One worker runs this module, on its one deployment (scripts/test.sh: --dist loadgroup)
-pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.xdist_group("fault-deployment")]
-BUCKET = "wine-classifier"
-TRAINING = "wine_classifier_s3"
-INFERENCE = "wine_classifier__inference_s3"
-REGISTERED = "wine_classifier_s3"
-FOREST_TRAIN = "random_forest.train_model"
-MODEL_DATASET = "random_forest.model"
-WHERE = "where"
-# A forest of one depth-1 tree: a model clearly worse than the configured one.
-WORSE = {"random_forest": {"model_options": {
-    "estimator": "random_forest", "n_estimators": 1, "max_depth": 1, "random_state": 42}}}
-
-
-class Faults:
-    """The deployment's fault list (read by the hook in every task) and the markers it leaves."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.file = folder / "faults.json"
-        self.file.write_text("[]")
-
-    def add(self, **fault) -> dict:
-        fault.setdefault("id", uuid.uuid4().hex[:8])
-        faults = json.loads(self.file.read_text())
-        self.file.write_text(json.dumps([*faults, fault]))
-        return fault
-
-    def fired(self, fault: dict) -> list[int]:
-        return sorted(int(p.name.split(".try")[1].split(".")[0])
-                      for p in self.folder.glob(f"{fault['id']}.try*.fired"))
-
-    def wait_fired(self, fault: dict, timeout: float = 300) -> None:
-        deadline = time.monotonic() + timeout
-        while not self.fired(fault):
-            assert time.monotonic() < deadline, f"fault {fault} did not fire in {timeout}s"
-            time.sleep(0.5)
-
-
-@pytest.fixture(scope="module")
-def faulty(tmp_path_factory, s3_server, node_python):
-    """The example's `s3` env, retrying each task, with the fault hook, on its own MLflow server
-    (one this module can stop) and one LocalExecutor deployment; beside it a small project whose
-    middle node runs in another virtualenv, with the same hook."""
-    root = tmp_path_factory.mktemp("faults")
-    key, secret = f"key{uuid.uuid4().hex}", f"secret{uuid.uuid4().hex}"
-    s3_server.ensure_bucket(BUCKET, key, secret)
-    project = copy_example(root / "examples" / "wine_classifier")
-    _add_fault_hook(project, "wine_classifier", env="s3", retries=3)
-    run_kedro(project, "airflow", "export", "-e", "s3", "-p", "__default__", "-p", "inference",
-              "--target-dir", str(root / "dags"))
-    faults = Faults(root)
-    with running_mlflow_server(root / "mlflow") as mlflow:
-        where = where_project(root / "examples", {"mode": "virtualenv", "python": str(node_python)},
-                              mlflow.url, WHERE)
-        _add_fault_hook(where, "where", retries=2)
-        run_kedro(where, "airflow", "export", "--target-dir", str(root / "dags"))
-        env = {
-            "WINE_S3_KEY": key, "WINE_S3_SECRET": secret, "WINE_S3_ENDPOINT_URL": s3_server.url,
-            "MLFLOW_TRACKING_URI": mlflow.url, "AKM_FAULTS": str(faults.file),
-            # A dead supervisor is noticed after 20 s instead of 5 minutes.
-            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
-            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
-            # MLflow's client gives up on an unreachable server after seconds, not minutes: the
-            # outage below outlasts the client's retry window either way.
-            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-            "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0",
-        }
-        with airflow_cluster(root / "airflow", root / "dags", "LocalExecutor",
-                             extra_env=env) as airflow:
-            airflow.wait_for_dag(INFERENCE)
-            airflow.api("PATCH", f"/dags/{INFERENCE}", {"is_paused": False})
-            yield Deployment(airflow, mlflow, faults, s3_server)
-
-
-def _add_fault_hook(project: Path, package: str, retries: int, env: str = "base") -> None:
-    """The fault hook in the project's settings, and retries for every task."""
-    source = project / "src" / package
-    (source / "fault_injection.py").write_text((REPO / "tests" / "fault_injection.py").read_text())
-    with open(source / "settings.py", "a") as settings:
-        settings.write(f"\nfrom {package}.fault_injection import FaultInjection\n\n"
-                       "HOOKS = (FaultInjection(),)\n")
-    airflow_yml = project / "conf" / env / "airflow.yml"
-    config = yaml.safe_load(airflow_yml.read_text())
-    config["default"].update({"retries": retries, "retry_delay": "5s"})
-    airflow_yml.write_text(yaml.safe_dump(config))
-
-
-class Deployment:
-    def __init__(self, airflow: AirflowCluster, mlflow, faults: Faults, s3) -> None:
-        self.airflow, self.mlflow, self.faults, self.s3 = airflow, mlflow, faults, s3
-
-    @property
-    def client(self):
-        import mlflow
-        from mlflow.tracking import MlflowClient
-
-        mlflow.set_tracking_uri(self.mlflow.url)
-        return MlflowClient(self.mlflow.url)
-
-    def parents(self, run_id: str) -> list:
-        experiment = self.client.get_experiment_by_name(TRAINING)
-        return self.client.search_runs(
-            [experiment.experiment_id],
-            f"tags.`airflow_kedro_mlflow.role` = 'parent' and tags.`airflow.run_id` = '{run_id}'",
-            order_by=["attributes.start_time ASC"])
-
-    def children(self, parent, task_id: str | None = None) -> list:
-        query = f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
-        if task_id:
-            query += f" and tags.`airflow.task_id` = '{task_id}'"
-        runs = self.client.search_runs([parent.info.experiment_id], query)
-        return sorted(runs, key=lambda r: int(r.data.tags["airflow.try_number"]))
-
-    def promoted_model_id(self, parent) -> str:
-        version = self.client.get_model_version(REGISTERED, parent.data.tags["promotion.model_version"])
-        assert version.run_id == parent.info.run_id
-        return version.source.removeprefix("models:/")  # registered from the logged model
-
-    def model_of_try(self, parent, child) -> str:
-        models = self.client.search_logged_models(
-            experiment_ids=[parent.info.experiment_id],
-            filter_string=f"source_run_id = '{parent.info.run_id}'")
-        (model,) = [m for m in models
-                    if m.tags.get("airflow_kedro_mlflow.node_run_id") == child.info.run_id]
-        return model.model_id
-
-    def model_versions_on_s3(self, parent) -> list[str]:
-        version = parent.data.tags["kedro.save_version"]
-        return [k for k in self.s3.keys(BUCKET, "data/06_models/random_forest/model.pkl/")
-                if f"/{version}/" in k]
-
-    def succeed(self, run_id: str) -> tuple[dict, list]:
-        """The DAG run succeeded, with exactly one FINISHED parent; returns (run, tasks)."""
-        run = self.airflow.wait(TRAINING, run_id)
-        tasks = self.airflow.task_instances(TRAINING, run_id)
-        assert run["state"] == "success", [(t["task_id"], t["state"], t["try_number"]) for t in tasks]
-        (parent,) = self.parents(run_id)
-        assert parent.info.status == "FINISHED"
-        assert "kedro.failed_nodes" not in parent.data.tags
-        return run, tasks
-
-
-def _run_id(name: str) -> str:
-    return f"{name}-{uuid.uuid4().hex[:6]}"
-
-
-def _try_number(tasks: list, task_id: str) -> int:
-    return next(t["try_number"] for t in tasks if t["task_id"] == task_id)
+# One worker runs the modules of this deployment (scripts/test.sh: --dist loadgroup)
+pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.xdist_group(GROUP)]
 
 
 def _inference_runs(airflow: AirflowCluster) -> list[dict]:
@@ -184,7 +43,7 @@ def _retry_owns_the_output(faulty, run_id: str, fault: dict) -> tuple:
     faulty.airflow.trigger(TRAINING, run_id=run_id)
     _, tasks = faulty.succeed(run_id)
     assert faulty.faults.fired(fault) == [1]
-    assert _try_number(tasks, FOREST_TRAIN) == 2
+    assert try_number(tasks, FOREST_TRAIN) == 2
     (parent,) = faulty.parents(run_id)
     killed, retried = faulty.children(parent, FOREST_TRAIN)
     assert (killed.info.status, retried.info.status) == ("KILLED", "FINISHED")
@@ -197,7 +56,7 @@ def test_node_killed_after_its_versioned_save_retries_and_promotes_the_retry_mod
     """SIGKILL of train_model right after it saved model.pkl and logged the model: the retry
     saves model.pkl again under the run's version, and its model, not the killed try's, is the
     one registered and promoted. The promotion triggers the inference DAG exactly once."""
-    run_id = _run_id("killed-node")
+    run_id = new_run_id("killed-node")
     fault = faulty.faults.add(dag_run=run_id, task=FOREST_TRAIN, tries=[1],
                               at="after_dataset_saved", dataset=MODEL_DATASET, action="kill_self")
     parent, killed, retried = _retry_owns_the_output(faulty, run_id, fault)
@@ -213,7 +72,7 @@ def test_worker_killed_under_a_task_the_orphan_stops_and_the_retry_owns_the_outp
     """SIGKILL of the supervisor (the worker process) of train_model after its save: the orphaned
     task process stops instead of reporting, Airflow notices the dead try after its heartbeat
     timeout and retries; the retry's model is the one promoted."""
-    run_id = _run_id("killed-worker")
+    run_id = new_run_id("killed-worker")
     fault = faulty.faults.add(dag_run=run_id, task=FOREST_TRAIN, tries=[1],
                               at="after_dataset_saved", dataset=MODEL_DATASET,
                               action="kill_supervisor")
@@ -223,7 +82,7 @@ def test_worker_killed_under_a_task_the_orphan_stops_and_the_retry_owns_the_outp
 def test_mlflow_down_while_logging_the_model_then_back(faulty):
     """The MLflow server stops while train_model logs its model, for longer than the client
     retries: that try fails with MLflow's error; once the server is back, a retry succeeds."""
-    run_id = _run_id("mlflow-down")
+    run_id = new_run_id("mlflow-down")
     go = faulty.faults.folder / f"{run_id}.go"
     fault = faulty.faults.add(dag_run=run_id, task=FOREST_TRAIN, tries=[1],
                               at="before_dataset_saved", dataset=MODEL_DATASET, action="wait",
@@ -255,7 +114,7 @@ def test_cleared_finished_run_reruns_cleanly(faulty):
     """A successful run cleared as a whole: every task reruns (the model is saved again under
     the run's version), the parent is reused, RUNNING while it reruns, and its final status and
     promotion tags describe the rerun; the champion is the rerun's model."""
-    run_id = _run_id("cleared")
+    run_id = new_run_id("cleared")
     faulty.airflow.trigger(TRAINING, run_id=run_id)
     faulty.succeed(run_id)
     (first,) = faulty.parents(run_id)
@@ -268,7 +127,7 @@ def test_cleared_finished_run_reruns_cleanly(faulty):
     assert rerunning.info.status == "RUNNING"
     assert not [k for k in rerunning.data.tags if k.startswith("promotion.")]
     _, tasks = faulty.succeed(run_id)
-    assert _try_number(tasks, FOREST_TRAIN) == 2
+    assert try_number(tasks, FOREST_TRAIN) == 2
     (parent,) = faulty.parents(run_id)
     assert parent.data.tags["promotion.model_version"] != first_version
     first_try, rerun = faulty.children(parent, FOREST_TRAIN)
@@ -283,7 +142,7 @@ def test_start_task_killed_after_opening_the_parent(faulty):
     """The start task is SIGKILLed after it created the parent run, on every try: the run fails,
     and the parent is closed FAILED (not left RUNNING). Cleared, the run succeeds with the same
     parent, FINISHED."""
-    run_id = _run_id("killed-start")
+    run_id = new_run_id("killed-start")
     fault = faulty.faults.add(dag_run=run_id, task="kedro_run_start", tries=[1, 2, 3, 4],
                               at="after_catalog_created", action="kill_self")
     faulty.airflow.trigger(TRAINING, run_id=run_id)
@@ -301,7 +160,7 @@ def test_start_task_killed_after_opening_the_parent(faulty):
 
 
 def test_run_id_deleted_and_triggered_again_gets_its_own_parent(faulty):
-    run_id = _run_id("reused-id")
+    run_id = new_run_id("reused-id")
     faulty.airflow.trigger(TRAINING, run_id=run_id, conf={"data_processing": {"split": {
         "random_state": 1}}})
     faulty.succeed(run_id)
@@ -319,7 +178,7 @@ def test_run_id_deleted_and_triggered_again_gets_its_own_parent(faulty):
 
 def test_unpromoted_model_starts_no_inference_run(faulty):
     before = len(_inference_runs(faulty.airflow))
-    run_id = _run_id("worse")
+    run_id = new_run_id("worse")
     faulty.airflow.trigger(TRAINING, run_id=run_id, conf=WORSE)
     faulty.succeed(run_id)
     (parent,) = faulty.parents(run_id)
@@ -331,7 +190,7 @@ def test_unpromoted_model_starts_no_inference_run(faulty):
 def test_run_marked_failed_by_hand_fails_its_parent(faulty):
     """A user marks a running DAG run failed in the UI: Airflow kills the running task and lets
     the end task (a teardown) run, which closes the parent FAILED, naming the killed node."""
-    run_id = _run_id("marked-failed")
+    run_id = new_run_id("marked-failed")
     go = faulty.faults.folder / f"{run_id}.go"
     fault = faulty.faults.add(dag_run=run_id, task=FOREST_TRAIN, tries=[1],
                               at="before_dataset_saved", dataset=MODEL_DATASET, action="wait",
@@ -356,7 +215,7 @@ def test_virtualenv_node_whose_launching_task_is_killed_stops_and_its_retry_succ
     launched it) right after saving its versioned output: the orphaned runner stops before
     reporting, Airflow retries the task, and the retry saves the output again under the run's
     version and finishes the DAG run; MLflow has the killed try's child and the retry's."""
-    run_id = _run_id("killed-launcher")
+    run_id = new_run_id("killed-launcher")
     fault = faulty.faults.add(dag_run=run_id, task="locate", tries=[1], at="after_dataset_saved",
                               dataset="where", action="kill_supervisor")
     faulty.airflow.trigger(WHERE, run_id=run_id)
@@ -364,7 +223,7 @@ def test_virtualenv_node_whose_launching_task_is_killed_stops_and_its_retry_succ
     tasks = faulty.airflow.task_instances(WHERE, run_id)
     assert run["state"] == "success", [(t["task_id"], t["state"], t["try_number"]) for t in tasks]
     assert faulty.faults.fired(fault) == [1]
-    assert _try_number(tasks, "locate") == 2
+    assert try_number(tasks, "locate") == 2
     client = faulty.client
     experiment = client.get_experiment_by_name(WHERE)
     (parent,) = client.search_runs([experiment.experiment_id],

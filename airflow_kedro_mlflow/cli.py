@@ -189,7 +189,13 @@ def clean_intermediate(
     """
     from datetime import datetime
 
-    from airflow_kedro_mlflow.housekeeping import parse_age, project_stores, removable, run_folders
+    from airflow_kedro_mlflow.housekeeping import (
+        parse_age,
+        project_stores,
+        removable,
+        remove_run_folders,
+        run_folders,
+    )
 
     try:
         age = parse_age(older_than)
@@ -198,11 +204,12 @@ def clean_intermediate(
         now = datetime.now(UTC)
         rows = [("run data", "ended", "failed steps", "size", "action")]
         count = 0
+        doomed: list[tuple[Any, Any]] = []
         for store, dag_folders in stores:
             for folder in run_folders(store, dag_folders):
                 wanted = removable(folder, age, include_unfinished, now)
-                if wanted and delete:
-                    store.fs.rm(folder.path, recursive=True)
+                if wanted:
+                    doomed.append((store, folder))
                 count += wanted
                 folder_age = folder.age(now)
                 rows.append((
@@ -212,6 +219,8 @@ def clean_intermediate(
                     f"{folder.size} B",
                     ("removed" if delete else "would remove") if wanted else "kept",
                 ))
+        if delete:  # every folder is checked (UnsafeRemovalError) before any is removed
+            remove_run_folders(doomed)
     except AirflowKedroError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(_table(rows))

@@ -96,6 +96,24 @@ def removable(folder: RunFolder, older_than: timedelta, include_unfinished: bool
     return folder.ended_at is not None or include_unfinished
 
 
+def remove_run_folders(targets: list[tuple[Any, RunFolder]]) -> None:
+    """Remove these run folders, each of its ``IntermediateStore``, each only if strictly inside
+    its DAG's folder.
+
+    All are checked before any is removed: a listing that yields a path outside a run folder (an
+    empty name, as ``<dag>//`` on an object store, is the DAG's folder itself) stops the
+    clean-up with ``UnsafeRemovalError`` naming it, with nothing removed.
+    """
+    from airflow_kedro_mlflow.removal import check_strictly_below
+
+    for store, folder in targets:
+        dag_folder = f"{store.root.rstrip('/')}/{folder.dag_folder}"
+        check_strictly_below(dag_folder, store.root, store.protocol, "the intermediate store")
+        check_strictly_below(folder.path, dag_folder, store.protocol, "the DAG's folder")
+    for store, folder in targets:
+        store.fs.rm(folder.path, recursive=True)
+
+
 def _modified(info: dict[str, Any]) -> datetime | None:
     value = info.get("LastModified") or info.get("mtime") or info.get("last_modified")
     if isinstance(value, datetime):

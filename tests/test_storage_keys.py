@@ -1,15 +1,20 @@
-"""Fast tests: a DAG run's intermediate data stays in its own folder, whatever its run id (no
-Airflow runs, a local store in tmp_path)."""
+"""Fast tests: a DAG run's intermediate data stays in its own folder, whatever its run id, and no
+removal reaches outside the folder it must stay in (no Airflow runs, a local store in tmp_path)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from airflow_kedro_mlflow.errors import AirflowKedroError, UnsafeRemovalError
+from airflow_kedro_mlflow.housekeeping import remove_run_folders, run_folders
 from airflow_kedro_mlflow.ids import storage_key
+from airflow_kedro_mlflow.removal import is_strictly_below
 from airflow_kedro_mlflow.run_identity import RunIdentity
+from airflow_kedro_mlflow.runtime import intermediate
 from airflow_kedro_mlflow.runtime.intermediate import IntermediateStore
 
 DAG = "wine_classifier"
@@ -80,3 +85,82 @@ def test_removing_the_dot_run_leaves_every_other_runs_data(tmp_path):
 
     dotdot.remove()
     assert other.dataset("features").load() == {"run": ORDINARY_RUN}
+
+
+@pytest.mark.parametrize("path, folder, below", [
+    ("/data/dag/run", "/data/dag", True),
+    ("/data/dag/run/", "/data/dag/", True),
+    ("/data/dag/run/_dag_run_end.json", "/data/dag/run", True),
+    ("/proj/../shared/dag/run", "/proj/../shared/dag", True),  # a configured root may say ..
+    ("bucket/dag/run", "bucket/dag", True),
+    ("/data/dag", "/data/dag", False),  # the folder itself
+    ("/data/dag/", "/data/dag", False),
+    ("/data/dag/.", "/data/dag", False),
+    ("/data/dag/..", "/data/dag", False),
+    ("/data/dag/run/../other", "/data/dag", False),
+    ("/data/dag//", "/data/dag", False),  # an empty name listed by an object store
+    ("/data/dagger/run", "/data/dag", False),  # a sibling sharing a prefix of the name
+    ("/data", "/data/dag", False),
+    ("/data/dag/run", "", False),
+])
+def test_strictly_below(path, folder, below):
+    assert is_strictly_below(path, folder) is below
+
+
+def test_a_store_whose_run_folder_is_the_dags_folder_refuses_to_remove_it(tmp_path, monkeypatch):
+    """As the run "." was stored before run ids were escaped: its folder would be the DAG's."""
+    _save(_store(tmp_path, ORDINARY_RUN), "features", 1)
+    monkeypatch.setattr(intermediate, "storage_key", lambda name: name)
+    unsafe = _store(tmp_path, ".")
+    _save(unsafe, "model", 2)
+    for remove in (unsafe.remove, unsafe.clear_end):
+        with pytest.raises(UnsafeRemovalError, match="refusing to remove .*wine_classifier/\\.") \
+                as refused:
+            remove()
+        assert isinstance(refused.value, AirflowKedroError)  # the CLI shows its one line
+        assert f"not strictly inside the DAG's folder {tmp_path / DAG}" in str(refused.value)
+    monkeypatch.undo()
+    assert _store(tmp_path, ORDINARY_RUN).dataset("features").load() == 1
+    assert (tmp_path / DAG / "model.pickle").exists()
+
+
+def test_clean_up_refuses_a_listed_path_outside_a_run_folder_and_removes_nothing(tmp_path):
+    old, kept = _store(tmp_path, "old-run"), _store(tmp_path, ORDINARY_RUN)
+    _save(old, "features", 1)
+    _save(kept, "features", 2)
+    (listed,) = [f for f in run_folders(old, [DAG]) if f.run_folder == "old-run"]
+    # An object store listing an empty name under the DAG's folder (a key "<dag>//x").
+    whole_dag = replace(listed, path=f"{tmp_path}/{DAG}/", run_folder="")
+
+    with pytest.raises(UnsafeRemovalError, match=f"refusing to remove {tmp_path}/{DAG}/:"):
+        remove_run_folders([(old, listed), (old, whole_dag)])
+    assert old.dataset("features").load() == 1  # checked all before removing any
+    assert kept.dataset("features").load() == 2
+
+    remove_run_folders([(old, listed)])
+    assert old.files() == []
+    assert kept.dataset("features").load() == 2
+
+
+def test_clean_intermediate_command_refuses_with_one_line_naming_the_path(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from airflow_kedro_mlflow import cli, housekeeping
+
+    old = _store(tmp_path, "old-run")
+    _save(old, "features", 1)
+    old.record_end(["train"])
+
+    def listing(store, dag_folders):  # the real listing, plus the DAG's folder as an empty name
+        folders = run_folders(store, dag_folders)
+        return [*folders, replace(folders[0], path=f"{tmp_path}/{DAG}/", run_folder="")]
+
+    monkeypatch.setattr(housekeeping, "project_stores", lambda *args: [(old, [DAG])])
+    monkeypatch.setattr(housekeeping, "run_folders", listing)
+    result = CliRunner().invoke(
+        cli.airflow_commands, ["clean-intermediate", "--older-than", "0m", "--delete"],
+        obj=type("Metadata", (), {"project_path": tmp_path})(),
+    )
+    assert result.exit_code == 1
+    assert f"Error: refusing to remove {tmp_path}/{DAG}/: it is not strictly inside" in result.output
+    assert old.dataset("features").load() == 1

@@ -1,0 +1,76 @@
+"""Fast tests: the start task tells a deleted DAG run from one it cannot tell about by the errors
+the Airflow Task SDK raises (its own client, supervisor and comms, before a stand-in execution
+API), never by their text: only a deleted run's MLflow parent may be closed as KILLED."""
+
+from __future__ import annotations
+
+import pytest
+from airflow.sdk.exceptions import AirflowRuntimeError
+from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+from task_sdk_comms import ExecutionApi, dag_test_comms, deployment_comms
+
+from airflow_kedro_mlflow.operators import _dag_run_state
+
+DAG = "wine_classifier"
+RUNNING = "manual__2026-11-23T09:00:00+00:00"
+RUNS = {(DAG, RUNNING): "running", (DAG, "nightly-1"): "failed"}
+
+
+@pytest.fixture(params=["deployment", "dag.test"])
+def comms(request):
+    """The two ways the SDK hands the API's answer to the task (they raise different types)."""
+    return {"deployment": deployment_comms, "dag.test": dag_test_comms}[request.param]
+
+
+def test_a_deleted_run_is_none_and_existing_runs_have_their_state(comms):
+    state = _dag_run_state(RuntimeTaskInstance, DAG)
+    with comms(ExecutionApi(RUNS)):
+        assert state("deleted-run") is None
+        assert state(RUNNING) == "running"
+        assert state("nightly-1") == "failed"
+
+
+def test_an_unreachable_api_whose_error_says_not_found_is_unknown(comms):
+    api = ExecutionApi(RUNS, unreachable="[Errno -2] Name or service not known: host not found")
+    with comms(api):
+        assert _dag_run_state(RuntimeTaskInstance, DAG)("deleted-run") == "unknown"
+    assert api.asked  # asked, and the answer was no answer
+
+
+def test_a_404_that_is_not_the_apis_not_found_is_unknown(comms):
+    """A server or proxy without the route answers 404 too, with no word on the run."""
+    with comms(ExecutionApi(RUNS, routes=False)):
+        assert _dag_run_state(RuntimeTaskInstance, DAG)("deleted-run") == "unknown"
+
+
+class _FailingTi:
+    def __init__(self, exc: Exception):
+        self.exc = exc
+
+    def get_dagrun_state(self, dag_id: str, run_id: str) -> str:
+        raise self.exc
+
+
+@pytest.mark.parametrize("exc", [
+    ConnectionError("host not found"),
+    RuntimeError("DAG_RUN_NOT_FOUND"),
+    KeyError("Dag run not found"),
+])
+def test_an_unrelated_error_whose_text_says_not_found_is_unknown(exc):
+    assert _dag_run_state(_FailingTi(exc), DAG)("deleted-run") == "unknown"
+
+
+def test_the_sdk_asks_about_another_url_for_a_run_id_of_a_dot():
+    """Why such ids are not asked about: the SDK's client puts them in the URL unquoted."""
+    api = ExecutionApi(RUNS)
+    with deployment_comms(api), pytest.raises(AirflowRuntimeError):
+        RuntimeTaskInstance.get_dagrun_state(dag_id=DAG, run_id=".")
+    assert api.asked == [f"/execution/dag-runs/{DAG}/state"]
+
+
+@pytest.mark.parametrize("run_id", [".", "..", "a/b", "x?y", "x#y", "x%2Fy", ""])
+def test_run_ids_that_do_not_reach_the_api_intact_are_unknown_and_not_asked(comms, run_id):
+    api = ExecutionApi(RUNS)
+    with comms(api):
+        assert _dag_run_state(RuntimeTaskInstance, DAG)(run_id) == "unknown"
+    assert api.asked == []

@@ -74,3 +74,54 @@ def test_run_ids_that_do_not_reach_the_api_intact_are_unknown_and_not_asked(comm
     with comms(api):
         assert _dag_run_state(RuntimeTaskInstance, DAG)(run_id) == "unknown"
     assert api.asked == []
+
+
+class _Parents:
+    """MLflow's bookkeeping client, holding a RUNNING parent for each of the DAG's other runs."""
+
+    def __init__(self, run_ids: list[str]):
+        from airflow_kedro_mlflow.runtime.mlflow_rest import Run, RunData, RunInfo
+        from airflow_kedro_mlflow.runtime.tracking import TAG_RUN_ID
+
+        self.parents = [Run(RunInfo(f"parent-of-{run_id}", "7", "RUNNING"),
+                            RunData(tags={TAG_RUN_ID: run_id})) for run_id in run_ids]
+        self.terminated: dict[str, str] = {}
+
+    def get_experiment_by_name(self, name):
+        from airflow_kedro_mlflow.runtime.mlflow_rest import Experiment
+
+        return Experiment("7", "active")
+
+    def search_runs(self, experiment_ids, filter_string, max_results):
+        return self.parents
+
+    def set_tag(self, run_id, key, value):
+        pass
+
+    def set_terminated(self, run_id, status="FINISHED"):
+        self.terminated[run_id] = status
+
+
+def test_the_start_task_closes_only_parents_of_runs_airflow_ended_or_deleted(comms):
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from airflow_kedro_mlflow.mlflow_config import settings_from_dict
+    from airflow_kedro_mlflow.run_identity import RunIdentity
+    from airflow_kedro_mlflow.runtime.tracking import Tracker
+
+    settings = settings_from_dict({"server": {"mlflow_tracking_uri": "http://127.0.0.1:5000"}},
+                                  project_path=Path("/project"), pipeline_name="__default__",
+                                  package_name="pkg", source="conf/base/mlflow.yml", environ={})
+    tracker = Tracker(settings)
+    client = tracker.__dict__["client"] = _Parents(
+        [RUNNING, "nightly-1", "done", "deleted-run", ".", "current"])
+    api = ExecutionApi({**RUNS, (DAG, "done"): "success", (DAG, "current"): "running"})
+    current = RunIdentity(DAG, "current", datetime(2026, 11, 23, tzinfo=UTC))
+    with comms(api):
+        tracker.close_stale_parents(current, _dag_run_state(RuntimeTaskInstance, DAG))
+    assert client.terminated == {
+        "parent-of-nightly-1": "FAILED",
+        "parent-of-done": "FINISHED",
+        "parent-of-deleted-run": "KILLED",
+    }  # running, current and unknown (".") runs' parents are left alone

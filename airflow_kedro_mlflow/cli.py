@@ -191,7 +191,13 @@ def clean_intermediate(
     """
     from datetime import datetime
 
-    from airflow_kedro_mlflow.housekeeping import parse_age, project_stores, removable, run_folders
+    from airflow_kedro_mlflow.housekeeping import (
+        parse_age,
+        project_stores,
+        removable,
+        remove_run_folders,
+        run_folders,
+    )
 
     try:
         age = parse_age(older_than) if older_than is not None else None
@@ -200,14 +206,15 @@ def clean_intermediate(
         now = datetime.now(UTC)
         rows = [("run data", "ended", "failed steps", "size", "action")]
         count = 0
+        doomed: list[tuple[Any, Any]] = []
         folders = [(store, folder, retention) for store, dag_folders in stores
                    for dag_folder, retention in dag_folders
                    for folder in run_folders(store, [dag_folder])]
         for store, folder, retention in folders:
             wanted = removable(folder, age if age is not None else retention,
                                include_unfinished, now)
-            if wanted and delete:
-                store.fs.rm(folder.path, recursive=True)
+            if wanted:
+                doomed.append((store, folder))
             count += wanted
             folder_age = folder.age(now)
             rows.append((
@@ -217,6 +224,8 @@ def clean_intermediate(
                 f"{folder.size} B",
                 ("removed" if delete else "would remove") if wanted else "kept",
             ))
+        if delete:  # every folder is checked (UnsafeRemovalError) before any is removed
+            remove_run_folders(doomed)
     except AirflowKedroError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(_table(rows))

@@ -23,3 +23,7 @@ class ProjectNotFoundError(AirflowKedroError):
 
 class ProjectOpenError(AirflowKedroError):
     """The Kedro project cannot be opened (session, hooks, context, catalog) on this worker."""
+
+
+class UnsafeRemovalError(AirflowKedroError):
+    """A removal was refused: its path is not strictly inside the folder it must stay in."""

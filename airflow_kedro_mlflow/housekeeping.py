@@ -122,7 +122,7 @@ def prune_expired(store: Any, retention: timedelta) -> list[str]:
         if not removable(folder, retention, include_unfinished=False, now=now):
             continue
         try:
-            store.fs.rm(folder.path, recursive=True)
+            remove_run_folders([(store, folder)])
         except Exception as exc:
             log.warning("Could not remove expired intermediate data at %s: %s", folder.url, exc)
             continue
@@ -131,6 +131,24 @@ def prune_expired(store: Any, retention: timedelta) -> list[str]:
         log.info("Removed intermediate data of %d run(s) of this DAG older than %s: %s",
                  len(removed), retention, ", ".join(removed))
     return removed
+
+
+def remove_run_folders(targets: list[tuple[Any, RunFolder]]) -> None:
+    """Remove these run folders, each of its ``IntermediateStore``, each only if strictly inside
+    its DAG's folder.
+
+    All are checked before any is removed: a listing that yields a path outside a run folder (an
+    empty name, as ``<dag>//`` on an object store, is the DAG's folder itself) stops the
+    clean-up with ``UnsafeRemovalError`` naming it, with nothing removed.
+    """
+    from airflow_kedro_mlflow.removal import check_strictly_below
+
+    for store, folder in targets:
+        dag_folder = f"{store.root.rstrip('/')}/{folder.dag_folder}"
+        check_strictly_below(dag_folder, store.root, store.protocol, "the intermediate store")
+        check_strictly_below(folder.path, dag_folder, store.protocol, "the DAG's folder")
+    for store, folder in targets:
+        store.fs.rm(folder.path, recursive=True)
 
 
 def _modified(info: dict[str, Any]) -> datetime | None:

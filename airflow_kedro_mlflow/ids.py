@@ -38,14 +38,36 @@ def short_hash(text: str, length: int = 8) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
+# A name kept as its own key: characters every filesystem and object store takes, not starting
+# with a dot (``.``, ``..`` and hidden names).
+_KEPT_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+# What an escaped key ends with; a name that ends so is escaped too, so it cannot pose as one.
+_ESCAPED_SUFFIX = re.compile(r"-[0-9a-f]{8}")
+
+
 def storage_key(name: str) -> str:
     """A path segment for ``name`` that is safe on local disks and object stores, and injective.
 
-    Sanitising alone could map two names to one key (``a:b`` and ``a_b``), so a digest of the
-    original name is appended whenever sanitising changed it.
+    The key is one segment strictly below its parent folder: never empty, ``.`` or ``..``, no
+    ``/``, no leading dot. Airflow does not guarantee that of run ids. In Airflow 3.3 a triggered
+    ``dag_run_id`` must match ``[scheduler] allowed_run_id_pattern``, by default
+    ``^[A-Za-z0-9_.~:+-]+$``: no ``/``, but ``.`` and ``.hidden`` pass; ``..`` anywhere is refused
+    unless ``[core] allow_double_dot_in_ids`` is set; and a deployment may widen the pattern to
+    let ``/`` through. As a key, ``.`` or ``..`` would make a run's intermediate-data folder its
+    DAG's folder, or the one above, and that run's clean-up would remove every other run's data.
+
+    Names of ``[A-Za-z0-9._-]`` that start with no dot are their own key, so keys of existing data
+    never change. Any other name is escaped: its readable part (other characters as ``_``, leading
+    dots as one ``_``) followed by ``-`` and a digest of the whole name, so that ``a:b`` and
+    ``a_b`` stay apart. A name that already ends like an escaped key (``-`` and 8 hex digits) is
+    escaped too: otherwise a run id could be chosen to equal another run's key and share its
+    folder. Escaped and kept keys are thus disjoint; two escaped names share a key only if their
+    readable parts and 32-bit digests both match.
     """
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name)
-    return cleaned if cleaned == name else f"{cleaned}-{short_hash(name)}"
+    if _KEPT_NAME.fullmatch(name) and not _ESCAPED_SUFFIX.search(name):
+        return name
+    readable = re.sub(r"^\.+", "_", re.sub(r"[^A-Za-z0-9._-]+", "_", name)) or "_"
+    return f"{readable}-{short_hash(name)}"
 
 
 def champion_asset_uri(registered_model: str, alias: str) -> str:

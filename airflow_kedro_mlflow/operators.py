@@ -255,15 +255,22 @@ def _stop_node_try() -> None:
 
 
 def _dag_run_state(ti: Any, dag_id: str) -> Any:
-    """``run_id -> state`` of the DAG's other runs, as Airflow knows them (``None``: no such run)."""
+    """``run_id -> state`` of the DAG's other runs, as Airflow knows them (``None``: no such run,
+    as the execution API's typed not-found says; ``"unknown"``: cannot tell, so that run's MLflow
+    parent is left alone). See ``runtime.dag_run_lookup`` for what the Task SDK raises."""
+    from airflow_kedro_mlflow.runtime.dag_run_lookup import (
+        UNKNOWN,
+        can_ask_about,
+        is_dag_run_not_found,
+    )
 
     def state(run_id: str) -> str | None:
+        if not can_ask_about(dag_id, run_id):  # the SDK would ask about another URL
+            return UNKNOWN
         try:
             value = ti.get_dagrun_state(dag_id=dag_id, run_id=run_id)
         except Exception as exc:
-            if "not_found" in str(exc).lower() or "not found" in str(exc).lower():
-                return None
-            return "unknown"  # cannot tell: leave that run's parent alone
+            return None if is_dag_run_not_found(exc) else UNKNOWN
         return str(getattr(value, "value", value))
 
     return state

@@ -2,8 +2,9 @@
 
 In ``kedro run`` such datasets live in one process's memory; with one Airflow task per node they
 must outlive the producing task. Each DAG run gets its own prefix
-``<root>/<dag_id>/<run_id>/``, so concurrent runs never see each other's data, and the prefix is
-removed only when the run succeeded, so a failed task can be cleared and rerun from where it was;
+``<root>/<dag_id>/<run_id>/`` (each id as its ``storage_key``, one safe path segment whatever the
+id), so concurrent runs never see each other's data, and the prefix is removed only when the run
+succeeded, so a failed task can be cleared and rerun from where it was;
 the data of a failed run carries an end record (``END_RECORD``) until a rerun starts, which
 ``kedro airflow clean-intermediate`` goes by.
 Objects are pickled, as Kedro's MemoryDataset would hold any Python object.
@@ -23,6 +24,7 @@ from kedro.io import AbstractDataset, DatasetError
 
 from airflow_kedro_mlflow.config import PipelineSettings
 from airflow_kedro_mlflow.ids import storage_key
+from airflow_kedro_mlflow.removal import check_strictly_below
 from airflow_kedro_mlflow.run_identity import RunIdentity
 
 END_RECORD = "_dag_run_end.json"
@@ -41,7 +43,10 @@ class IntermediateStore:
         self.run = run
         self.root = base.rstrip("/")
         """Where every DAG's runs are: ``<root>/<dag_id>/<run_id>/``."""
-        self.prefix = "/".join([self.root, storage_key(run.dag_id), storage_key(run.run_id)])
+        self.dag_folder = f"{self.root}/{storage_key(run.dag_id)}"
+        """Where this DAG's runs are: ``<root>/<dag_id>``."""
+        self.prefix = f"{self.dag_folder}/{storage_key(run.run_id)}"
+        """This run's folder: ``<root>/<dag_id>/<run_id>``."""
 
     @classmethod
     def for_settings(
@@ -78,9 +83,15 @@ class IntermediateStore:
         return sorted(self.fs.find(self.prefix))
 
     def remove(self) -> None:
-        """Remove everything of this run."""
+        """Remove everything of this run, and nothing else: the run's folder must be strictly
+        inside the DAG's folder (``UnsafeRemovalError`` otherwise, before anything is removed)."""
+        self._check_run_folder()
         if self.fs.exists(self.prefix):
             self.fs.rm(self.prefix, recursive=True)
+
+    def _check_run_folder(self) -> None:
+        check_strictly_below(self.dag_folder, self.root, self.protocol, "the intermediate store")
+        check_strictly_below(self.prefix, self.dag_folder, self.protocol, "the DAG's folder")
 
     def record_end(self, unsuccessful: list[str]) -> None:
         """Note, beside the data kept after a failure, when the run ended and which steps failed:
@@ -94,6 +105,8 @@ class IntermediateStore:
     def clear_end(self) -> None:
         """The run is running again (cleared): its data is in use, not left over."""
         path = f"{self.prefix}/{END_RECORD}"
+        self._check_run_folder()
+        check_strictly_below(path, self.prefix, self.protocol, "the DAG run's folder")
         if self.fs.exists(path):
             self.fs.rm(path)
 

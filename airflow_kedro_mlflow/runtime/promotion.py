@@ -213,14 +213,18 @@ def _logged_model(tracker: Tracker, parent: Any, gate: PromotionSettings) -> Any
 
 
 def _model_version(client: Any, gate: PromotionSettings, version: str | None) -> Any | None:
+    """The model version, ``None`` if MLflow says it does not exist (deleted since). Any other
+    error is raised: taken for "no champion", it would promote the candidate unjudged."""
     if not version:
         return None
     from mlflow.exceptions import MlflowException
 
     try:
         return client.get_model_version(gate.registered_model, version)
-    except MlflowException:  # deleted since
-        return None
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
 
 
 def _alias_holder(client: Any, gate: PromotionSettings) -> Any | None:

@@ -258,7 +258,9 @@ class Tracker:
 
         Whatever way a DAG run ends, its end task normally closes the parent; this catches the
         rest (an end task killed, a run deleted while running). ``dag_run_state(run_id)`` is the
-        run's state in Airflow, ``None`` when it no longer exists. Returns the closed run ids.
+        run's state in Airflow, ``None`` when it no longer exists; a parent is closed only when
+        its run ended (success, failed) or is gone, never for any other answer (queued, running,
+        or ``"unknown"`` when Airflow could not tell). Returns the closed run ids.
         """
         client = self.client
         stale = client.search_runs(
@@ -275,7 +277,7 @@ class Tracker:
             if not other or other == run.run_id:
                 continue
             state = dag_run_state(other)
-            if state in ("queued", "running"):
+            if state is not None and state not in ("success", "failed"):
                 continue
             status = {"success": "FINISHED", "failed": "FAILED"}.get(state or "", "KILLED")
             client.set_tag(parent.info.run_id, TAG_CLOSED_BY, f"{run.dag_id}/{run.run_id}")

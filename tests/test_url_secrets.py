@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from airflow_kedro_mlflow.runtime import credentials
 from airflow_kedro_mlflow.urls import redact_url, url_secrets
 
 PASSWORD = "Pa55w0rd-in-uri"
@@ -43,3 +44,31 @@ def test_the_removed_secrets_are_returned_as_written_and_decoded():
     assert url_secrets("https://h/x?sv=1&sig=Ab%2Bc%3D&format=csv") == ("Ab%2Bc%3D", "Ab+c=")
     assert url_secrets("https://user@h/x?format=csv") == ("user",)
     assert url_secrets("http://host:5000/?x=1") == ()
+
+
+# --- credentials.yml: what stays readable ----------------------------------------------------
+
+SIG = "sIgNaTuRe%2Bvalue"
+
+
+@pytest.mark.parametrize("key, value, readable, secrets", [
+    ("endpoint_url", "http://minio:9000", True, ()),
+    ("MLFLOW_S3_ENDPOINT_URL", "https://s3.example.com", True, ()),
+    ("region_name", "eu-west-1", True, ()),
+    ("port", 9000, True, ()),
+    ("endpoint_url", f"http://admin:{PASSWORD}@minio:9000", False, (PASSWORD,)),
+    ("endpoint_url", f"http://minio:9000/?token={TOKEN}", False, (TOKEN,)),
+    ("webhook_url", "https://hooks.slack.com/services/T000/B000/XXXXXXXX", False, ()),  # all of it
+    ("webhook_url", f"https://bot:{PASSWORD}@chat.example/hook", False, (PASSWORD,)),
+    ("sas_url", f"https://acct.blob.core.windows.net/c?sv=2022-11-02&sig={SIG}", False,
+     (SIG, "sIgNaTuRe+value")),  # the signature as written and as a client decodes it
+    ("MLFLOW_TRACKING_URI", "http://mlflow:5000", False, ()),  # not known to be harmless
+])
+def test_credentials_stay_readable_only_where_they_only_locate(monkeypatch, key, value, readable,
+                                                               secrets):
+    monkeypatch.setattr(credentials, "MASKED", set())
+    credentials.mask({"entry": {key: value}})
+    line = f"request to {value} failed"
+    assert credentials.redact(line) == (line if readable else "request to *** failed")
+    for part in secrets:  # any secret part alone is masked too
+        assert credentials.redact(f"got {part}") == "got ***"

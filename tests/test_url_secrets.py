@@ -13,10 +13,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from kedro.pipeline import Pipeline, node
 
+from airflow_kedro_mlflow.compiler import catalog_resolver, compile_pipeline
+from airflow_kedro_mlflow.config import settings_from_dict as airflow_settings
+from airflow_kedro_mlflow.dagbag import load_dagbag
 from airflow_kedro_mlflow.errors import ConfigError
 from airflow_kedro_mlflow.mlflow_config import settings_from_dict as mlflow_settings
+from airflow_kedro_mlflow.renderer import render_dag
 from airflow_kedro_mlflow.runtime import credentials
+from airflow_kedro_mlflow.runtime.lineage import node_lineage
 from airflow_kedro_mlflow.runtime.mlflow_env import point_mlflow_at
 from airflow_kedro_mlflow.runtime.mlflow_rest import RestTrackingClient, TrackingError
 from airflow_kedro_mlflow.urls import redact_url, url_secrets
@@ -204,3 +210,44 @@ def test_the_rest_client_authenticates_like_mlflow_and_never_names_the_password(
     assert str(caught.value).startswith(
         f"MLflow tracking server answered 403 to http://127.0.0.1:{port}/api/2.0/mlflow/runs/get")
     assert PASSWORD not in str(caught.value) and "alice" not in str(caught.value)
+
+
+# --- Asset URIs in DAG files, Airflow's asset list, lineage ---------------------------------
+
+CATALOG = {
+    "raw": {"type": "pandas.CSVDataset", "filepath": "https://user:token@host/raw.csv"},
+    "signed": {"type": "pandas.CSVDataset",
+               "filepath": f"https://acct.blob.core.windows.net/c/signed.csv?sv=1&sig={SIG}"},
+}
+
+
+def identity(x):
+    return x
+
+
+def _pipeline():
+    return Pipeline([node(identity, "params:source", "raw", name="load"),
+                     node(identity, "raw", "signed", name="sign")])
+
+
+def test_an_exported_dag_names_catalog_urls_without_credentials(tmp_path):
+    manifest = compile_pipeline(_pipeline(), catalog=catalog_resolver(CATALOG), package_name="pkg",
+                                project_name="pkg", pipeline_name="__default__", env=None)
+    settings = airflow_settings({"default": {"schedule": ["https://user:token@host/upstream.csv"]}},
+                                "__default__", "conf/base/airflow.yml", pipelines=["__default__"])
+    source = render_dag(manifest, settings, "..", None)
+    assert "user:" not in source and "token" not in source and SIG not in source
+    assert "Asset('https://host/raw.csv')" in source
+    (tmp_path / "pkg.py").write_text(source)
+    dag = load_dagbag(tmp_path).dags["pkg"]
+    published = {(a.name, a.uri) for t in dag.tasks for a in t.outlets}
+    assert published == {("https://host/raw.csv", "https://host/raw.csv"),
+                         ("https://acct.blob.core.windows.net/c/signed.csv",
+                          "https://acct.blob.core.windows.net/c/signed.csv")}
+
+
+def test_lineage_names_catalog_urls_without_credentials():
+    lineage = node_lineage(_pipeline(), ("sign",), CATALOG, "pkg")
+    assert [(d.namespace, d.name) for d in lineage.inputs] == [("https://host", "raw.csv")]
+    assert [(d.namespace, d.name) for d in lineage.outputs] == [
+        ("https://acct.blob.core.windows.net", "c/signed.csv")]

@@ -135,22 +135,27 @@ def _without_userinfo(
 
     Other URIs (a database's ``postgresql://user:password@host/db``) keep theirs: it is the only
     way their client takes it, and the task masks its password instead."""
-    user = password = None
-    uris = [tracking_uri, registry_uri]
-    for index, (uri, key) in enumerate(zip(uris, ("tracking", "registry"), strict=True)):
-        if not uri or not uri.startswith(("http://", "https://")):
-            continue
-        uris[index], found_user, found_password = split_userinfo(uri)
-        if found_password is None:
-            continue  # no password (a lone user, or none): nothing MLflow would send
-        if password is not None and (found_user, found_password) != (user, password):
-            raise ConfigError(
-                f"{source}: keys 'server.mlflow_tracking_uri' and 'server.mlflow_{key}_uri' carry "
-                "different user-info, but MLflow's client takes one user and password for both "
-                "(MLFLOW_TRACKING_USERNAME/PASSWORD)"
-            )
-        user, password = found_user, found_password
-    return uris[0] or tracking_uri, uris[1], user, password
+    tracking_uri, user, password = _split_http(tracking_uri)
+    if registry_uri:
+        registry_uri, registry_user, registry_password = _split_http(registry_uri)
+        if registry_password is not None:
+            if password is not None and (registry_user, registry_password) != (user, password):
+                raise ConfigError(
+                    f"{source}: keys 'server.mlflow_tracking_uri' and 'server.mlflow_registry_uri' "
+                    "carry different user-info, but MLflow's client takes one user and password "
+                    "for both (MLFLOW_TRACKING_USERNAME/PASSWORD)"
+                )
+            user, password = registry_user, registry_password
+    return tracking_uri, registry_uri, user, password
+
+
+def _split_http(uri: str) -> tuple[str, str | None, str | None]:
+    """An ``http(s)://`` URI without user-info, and its user and password; a user without a
+    password is dropped (MLflow's variables need both). Other URIs unchanged."""
+    if not uri.startswith(("http://", "https://")):
+        return uri, None, None
+    shown, user, password = split_userinfo(uri)
+    return (shown, user, password) if password is not None else (shown, None, None)
 
 
 def _refuse_unsupported(server: Mapping[str, Any], tracking: Mapping[str, Any], source: str) -> None:

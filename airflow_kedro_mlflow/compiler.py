@@ -21,6 +21,7 @@ from airflow_kedro_mlflow.kedro_project import (
     read_config,
 )
 from airflow_kedro_mlflow.manifest import DatasetSpec, Manifest, NodeSpec, TaskSpec
+from airflow_kedro_mlflow.urls import redact_url
 
 MEMORY_DATASET_TYPES = {
     "kedro.io.memory_dataset.MemoryDataset",
@@ -350,7 +351,8 @@ def _dataset_spec(name: str, catalog: Any) -> DatasetSpec:
         kind="persisted",
         type=dataset_type,
         versioned=bool(config.get("versioned", False)),
-        filepath=str(filepath) if filepath else None,
+        # the manifest becomes DAG files, Asset URIs and lineage: never a URL's credentials
+        filepath=redact_url(str(filepath)) if filepath else None,
     )
 
 

@@ -24,7 +24,8 @@ class DatasetSpec:
     type: str | None = None
     versioned: bool = False
     filepath: str | None = None
-    """Where the catalog persists it, as configured (an URL, or a path relative to the project)."""
+    """Where the catalog persists it, as configured (an URL, or a path relative to the project),
+    without the credentials a URL may carry (``urls.redact_url``)."""
 
     def asset_uri(self, package_name: str) -> str | None:
         """The Airflow Asset a persisted dataset is published as: its URL where it has one

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from airflow_kedro_mlflow.errors import ConfigError
+from airflow_kedro_mlflow.urls import redact_url, split_userinfo
 
 CONFIG_KEY = "mlflow"
 CONFIG_PATTERNS = ["mlflow*", "mlflow*/**", "**/mlflow*"]
@@ -44,13 +45,18 @@ class MlflowSettings:
     restore_if_deleted: bool = True
     ui_url: str | None = None
     source: str = ""
+    tracking_username: str | None = field(default=None, repr=False)
+    tracking_password: str | None = field(default=None, repr=False)
+    """The user-info of an ``http(s)://`` tracking (or registry) URI, taken out of it: MLflow gets
+    them as ``MLFLOW_TRACKING_USERNAME``/``PASSWORD``, so the URI itself can be shown anywhere."""
 
     def run_url(self, experiment_id: str, run_id: str) -> str | None:
-        """The run's page in the MLflow UI, when there is a UI to point at."""
+        """The run's page in the MLflow UI, when there is a UI to point at: a link that Airflow
+        stores in XCom and serves to anyone who sees the task, so never with credentials."""
         base = self.ui_url
         if base is None:
             return None
-        return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+        return f"{redact_url(base).rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
 def settings_from_dict(
@@ -90,6 +96,7 @@ def settings_from_dict(
     registry_uri = server["mlflow_registry_uri"]
     if registry_uri:
         registry_uri = resolve_uri(registry_uri, project_path, source, "server.mlflow_registry_uri")
+    tracking_uri, registry_uri, user, password = _without_userinfo(tracking_uri, registry_uri, source)
     experiment = tracking["experiment"]
     artifact_location = experiment["create_experiment_kwargs"]["artifact_location"]
     if not artifact_location and tracking_uri.startswith("sqlite:"):
@@ -115,7 +122,40 @@ def settings_from_dict(
         restore_if_deleted=experiment["restore_if_deleted"],
         ui_url=_ui_url(tracking_uri, ui),
         source=source,
+        tracking_username=user,
+        tracking_password=password,
     )
+
+
+def _without_userinfo(
+    tracking_uri: str, registry_uri: str | None, source: str
+) -> tuple[str, str | None, str | None, str | None]:
+    """The tracking and registry URIs without the user-info of ``http(s)://`` ones, and the user
+    and password it held (MLflow's HTTP client takes one pair for both servers).
+
+    Other URIs (a database's ``postgresql://user:password@host/db``) keep theirs: it is the only
+    way their client takes it, and the task masks its password instead."""
+    tracking_uri, user, password = _split_http(tracking_uri)
+    if registry_uri:
+        registry_uri, registry_user, registry_password = _split_http(registry_uri)
+        if registry_password is not None:
+            if password is not None and (registry_user, registry_password) != (user, password):
+                raise ConfigError(
+                    f"{source}: keys 'server.mlflow_tracking_uri' and 'server.mlflow_registry_uri' "
+                    "carry different user-info, but MLflow's client takes one user and password "
+                    "for both (MLFLOW_TRACKING_USERNAME/PASSWORD)"
+                )
+            user, password = registry_user, registry_password
+    return tracking_uri, registry_uri, user, password
+
+
+def _split_http(uri: str) -> tuple[str, str | None, str | None]:
+    """An ``http(s)://`` URI without user-info, and its user and password; a user without a
+    password is dropped (MLflow's variables need both). Other URIs unchanged."""
+    if not uri.startswith(("http://", "https://")):
+        return uri, None, None
+    shown, user, password = split_userinfo(uri)
+    return (shown, user, password) if password is not None else (shown, None, None)
 
 
 def _refuse_unsupported(server: Mapping[str, Any], tracking: Mapping[str, Any], source: str) -> None:
@@ -161,7 +201,7 @@ def resolve_uri(uri: str, project_path: Path, source: str, key: str) -> str:
         return uri
     if parsed.scheme in ("", "file"):
         raise ConfigError(
-            f"{source}: key '{key}' is a folder ({uri!r}); MLflow 3 no longer supports its file "
+            f"{source}: key '{key}' is a folder ({redact_url(uri)!r}); MLflow 3 no longer supports its file "
             f"store: use 'sqlite:///mlflow.db' (relative to the project) or a tracking server URL"
         )
     return uri
@@ -169,7 +209,7 @@ def resolve_uri(uri: str, project_path: Path, source: str, key: str) -> str:
 
 def _ui_url(tracking_uri: str, ui: Mapping[str, Any]) -> str | None:
     if tracking_uri.startswith(("http://", "https://")):
-        return tracking_uri
+        return redact_url(tracking_uri)
     if tracking_uri.startswith("databricks"):
         return None
     return f"http://{ui['host']}:{ui['port']}"

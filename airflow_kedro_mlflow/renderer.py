@@ -15,6 +15,7 @@ from airflow_kedro_mlflow import __version__
 from airflow_kedro_mlflow.config import CallableRef, Duration, NodeExecution, PipelineSettings
 from airflow_kedro_mlflow.ids import END_TASK_ID, PROMOTE_TASK_ID, START_TASK_ID
 from airflow_kedro_mlflow.manifest import Manifest, NodeSpec, TaskSpec
+from airflow_kedro_mlflow.urls import redact_url
 
 INDENT = "    "
 NODE_DOC_SEPARATOR = "\n\n"  # a grouped task's docs: one section per node
@@ -272,7 +273,8 @@ def _callable_name(ref: CallableRef) -> str:
 def _literal(value: object) -> str:
     """Python source for a DAG argument: datetimes, durations and callables for the DAG file."""
     if isinstance(value, tuple) and value and all(isinstance(v, str) for v in value):
-        return "[" + ", ".join(f"Asset({uri!r})" for uri in value) + "]"  # an Asset schedule
+        # an Asset schedule: the URIs as the producing DAG's outlets have them, without credentials
+        return "[" + ", ".join(f"Asset({redact_url(uri)!r})" for uri in value) + "]"
     if isinstance(value, datetime):
         utc = value.astimezone(UTC)
         parts = [utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second]

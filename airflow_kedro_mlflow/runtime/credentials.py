@@ -2,8 +2,9 @@
 
 Kedro's config loader reads ``conf/<env>/credentials.yml`` (with ``${oc.env:...}``) in the task
 process only; DAG files, XCom and MLflow never see a value. Every secret value of the file is
-registered with Airflow's secret masker before anything else can log it; values that only locate
-a service (endpoint URLs, regions, buckets) stay readable, so an outage names what is down.
+registered with Airflow's secret masker before anything else can log it; only values known to
+locate a service (an endpoint URL without credentials or query, a region, a bucket, a host, a
+port) stay readable, so an outage names what is down.
 Consumers (the MLflow client, the intermediate store) name an entry; a missing entry is an error
 that names the entry and the file and key that referenced it, never a value.
 """
@@ -23,22 +24,30 @@ from airflow_kedro_mlflow.kedro_project import (
     read_config,
 )
 from airflow_kedro_mlflow.project_ref import KedroProject
+from airflow_kedro_mlflow.urls import url_secrets
 
 CREDENTIALS_PATTERNS = ["credentials*", "credentials*/**", "**/credentials*"]
 
 
 # Values that say *where* something is, not who may use it: readable in logs, so that an error
-# names the endpoint, region or bucket that is down. Anything else in credentials.yml is masked.
-_LOCATOR_KEY = re.compile(r"(url|uri|endpoint|region|region_name|bucket|bucket_name|host|port)$", re.I)
+# names the endpoint, region or bucket that is down. The key's last word decides (``endpoint_url``,
+# ``MLFLOW_S3_ENDPOINT_URL``, ``AWS_DEFAULT_REGION``, ``db_host``); any other key is masked, ``*_url``
+# and ``*_uri`` included: a Slack ``webhook_url`` or an Azure ``sas_url`` *is* the secret.
+_LOCATOR_KEY = re.compile(
+    r"(?:^|[_.-])(?:endpoint|endpoint_url|region|region_name|bucket|bucket_name|host|port)$", re.I
+)
 _SECRET_WORD = re.compile(r"key|secret|token|passw|pwd|auth|credential|session|private|cert", re.I)
-_USERINFO = re.compile(r"://[^/@\s]*@")
 
 
 def is_locator(key: str | None, value: Any) -> bool:
-    """Whether ``value`` under ``key`` locates a service (kept readable) rather than a secret."""
+    """Whether ``value`` under ``key`` only locates a service (kept readable) rather than being,
+    or holding, a secret: a locator key, and a value with no user-info (``@``) and no query
+    (``?token=``, ``&sig=``)."""
     if key is None or not _LOCATOR_KEY.search(key) or _SECRET_WORD.search(key):
         return False
-    return not (isinstance(value, str) and _USERINFO.search(value))
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return False
+    return not any(mark in str(value) for mark in "@?")
 
 
 MASKED: set[str] = set()
@@ -57,8 +66,8 @@ def redact(text: str) -> str:
 def mask(value: Any, key: str | None = None) -> None:
     """Register every secret string in ``value`` (nested mappings and lists too) with the masker.
 
-    Endpoint URLs, regions, bucket names and hosts stay readable (``is_locator``); keys, secrets,
-    tokens, passwords and URLs that embed credentials are masked.
+    Only locators stay readable (``is_locator``): endpoint URLs without credentials or query,
+    regions, buckets, hosts, ports. Everything else is masked, URLs under other keys included.
     """
     if isinstance(value, Mapping):
         for name, item in value.items():
@@ -67,13 +76,27 @@ def mask(value: Any, key: str | None = None) -> None:
         for item in value:
             mask(item, key)
     elif value is not None and not isinstance(value, bool) and not is_locator(key, value):
-        if len(str(value)) >= 5:  # as Airflow's masker (min_length_masked_secret)
-            MASKED.add(str(value))
-        try:
-            from airflow.sdk.log import mask_secret
-        except ImportError:  # pragma: no cover - outside Airflow
-            return
-        mask_secret(str(value))
+        text = str(value)
+        # the URL's own secrets too: a client may show them decoded (``p%40ss`` as ``p@ss``)
+        for secret in (text, *url_secrets(text)):
+            _mask_one(secret)
+
+
+def mask_url(url: str | None) -> None:
+    """Register the secrets a URL carries (password, token, secret query values) with the masker,
+    leaving the rest of it readable: for URLs outside credentials.yml (the tracking URI)."""
+    for secret in url_secrets(url or ""):
+        _mask_one(secret)
+
+
+def _mask_one(secret: str) -> None:
+    if len(secret) >= 5:  # as Airflow's masker (min_length_masked_secret)
+        MASKED.add(secret)
+    try:
+        from airflow.sdk.log import mask_secret
+    except ImportError:  # pragma: no cover - outside Airflow
+        return
+    mask_secret(secret)
 
 
 class Credentials:

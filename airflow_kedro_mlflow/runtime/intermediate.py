@@ -26,6 +26,7 @@ from airflow_kedro_mlflow.config import PipelineSettings
 from airflow_kedro_mlflow.ids import storage_key
 from airflow_kedro_mlflow.removal import check_strictly_below
 from airflow_kedro_mlflow.run_identity import RunIdentity
+from airflow_kedro_mlflow.urls import redact_url
 
 END_RECORD = "_dag_run_end.json"
 
@@ -68,7 +69,8 @@ class IntermediateStore:
 
     @property
     def url(self) -> str:
-        return f"{self.protocol}{self.prefix}"
+        """Where this run's data is, as logs show it (without a URL's credentials)."""
+        return redact_url(f"{self.protocol}{self.prefix}")
 
     def path_for(self, dataset_name: str, suffix: str = ".pickle") -> str:
         return f"{self.prefix}/{storage_key(dataset_name)}{suffix}"
@@ -123,7 +125,7 @@ class IntermediateDataset(AbstractDataset):
         if not self._store.fs.exists(self._path):
             raise DatasetError(
                 f"intermediate dataset '{self._name}' of DAG run '{self._store.run.run_id}' "
-                f"not found at {self._store.protocol}{self._path}: the task producing it must "
+                f"not found at {redact_url(self._store.protocol + self._path)}: the task producing it must "
                 f"succeed in this DAG run first"
             )
         with self._store.fs.open(self._path, "rb") as stream:
@@ -147,4 +149,4 @@ class IntermediateDataset(AbstractDataset):
         return bool(self._store.fs.exists(self._path))
 
     def _describe(self) -> dict[str, Any]:
-        return {"path": f"{self._store.protocol}{self._path}"}
+        return {"path": redact_url(f"{self._store.protocol}{self._path}")}

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from airflow_kedro_mlflow.urls import redact_url
+
 
 @dataclass(frozen=True)
 class LineageDataset:
@@ -24,7 +26,9 @@ class LineageDataset:
 
     @classmethod
     def from_uri(cls, uri: str) -> LineageDataset:
-        parts = urlsplit(uri)
+        """Namespace ``scheme://host`` and name ``path``, never with a URL's user-info or token
+        (the events go to whatever backend the deployment's transport names)."""
+        parts = urlsplit(redact_url(uri))
         return cls(f"{parts.scheme}://{parts.netloc}", parts.path.lstrip("/"))
 
 

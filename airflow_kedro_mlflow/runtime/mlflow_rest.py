@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_kedro_mlflow.urls import redact_url, split_userinfo
+
 log = logging.getLogger(__name__)
 
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
@@ -96,10 +98,15 @@ class Experiment:
 
 
 class RestTrackingClient:
-    """The subset of ``MlflowClient`` the start, node and end tasks use, over HTTP."""
+    """The subset of ``MlflowClient`` the start, node and end tasks use, over HTTP.
+
+    Authenticates as MLflow's client does, from ``MLFLOW_TRACKING_USERNAME``/``PASSWORD`` (or
+    ``MLFLOW_TRACKING_TOKEN``); a URI's user-info is used only when they are not set, and never
+    kept in the URL that requests and error messages name."""
 
     def __init__(self, tracking_uri: str):
-        self._base = tracking_uri.rstrip("/") + "/api/2.0/mlflow/"
+        uri, self._uri_user, self._uri_password = split_userinfo(tracking_uri)
+        self._base = uri.rstrip("/") + "/api/2.0/mlflow/"
         self._http: Any = None
 
     # --- experiments
@@ -206,6 +213,8 @@ class RestTrackingClient:
             auth = None
             user = os.environ.get("MLFLOW_TRACKING_USERNAME")
             password = os.environ.get("MLFLOW_TRACKING_PASSWORD")
+            if not (user and password):
+                user, password = self._uri_user, self._uri_password
             if user and password:
                 auth = httpx.BasicAuth(user, password)
             headers = {}
@@ -234,7 +243,9 @@ class RestTrackingClient:
                 response = self._client().request(method, url, **kwargs)
             except httpx.TransportError as exc:
                 if attempt == retries:
-                    raise TrackingError(f"MLflow tracking server unreachable at {url}: {exc}") from exc
+                    raise TrackingError(
+                        f"MLflow tracking server unreachable at {redact_url(url)}: {exc}"
+                    ) from exc
                 problem = f"{type(exc).__name__}: {exc}"
             else:
                 if response.status_code < 400:
@@ -256,7 +267,7 @@ def _error(url: str, response: Any) -> TrackingError:
         body = {}
     message = body.get("message") or response.text[:500]
     return TrackingError(
-        f"MLflow tracking server answered {response.status_code} to {url}: {message}",
+        f"MLflow tracking server answered {response.status_code} to {redact_url(url)}: {message}",
         body.get("error_code"),
     )
 

@@ -20,6 +20,7 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import AbstractVersionedDataset, DatasetError
 
 from airflow_kedro_mlflow.runtime.try_guard import TryGuard
+from airflow_kedro_mlflow.urls import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,9 @@ def clear_own_version(name: str, dataset: Any) -> str | None:
     fs = getattr(versioned, "_fs", None)
     if fs is None:
         raise DatasetError(
-            f"dataset '{name}': {target} was saved by an earlier try of this DAG run and "
-            f"{type(versioned).__name__} has no filesystem to replace it with; remove {folder}"
+            f"dataset '{name}': {redact_url(str(target))} was saved by an earlier try of this DAG "
+            f"run and {type(versioned).__name__} has no filesystem to replace it with; remove "
+            f"{redact_url(folder)}"
         )
     fs.rm(folder, recursive=True)
     invalidate = getattr(versioned, "_invalidate_cache", None)
@@ -81,5 +83,6 @@ class OwnedOutputsHooks:
         removed = clear_own_version(dataset_name, self._catalog.get(dataset_name))
         if removed:
             log.warning(
-                "Replacing '%s' at %s, saved by an earlier try of this DAG run", dataset_name, removed
+                "Replacing '%s' at %s, saved by an earlier try of this DAG run",
+                dataset_name, redact_url(removed),
             )

@@ -46,6 +46,7 @@ from airflow_kedro_mlflow.run_identity import RunIdentity
 from airflow_kedro_mlflow.run_outcome import ParentOutcome
 from airflow_kedro_mlflow.runtime import active_run
 from airflow_kedro_mlflow.runtime.credentials import Credentials
+from airflow_kedro_mlflow.runtime.mlflow_env import point_mlflow_at
 from airflow_kedro_mlflow.runtime.mlflow_rest import Run, RunData, RunInfo, tracking_client
 from airflow_kedro_mlflow.runtime.try_guard import TryGuard
 
@@ -139,9 +140,7 @@ class Tracker:
         tracker = cls(settings)
         # MLflow reads these when (if) the node's code imports it; set_*_uri only if it already
         # has, since an explicit setting wins over the environment.
-        os.environ["MLFLOW_TRACKING_URI"] = tracker.tracking_uri
-        if settings.registry_uri:
-            os.environ["MLFLOW_REGISTRY_URI"] = settings.registry_uri
+        point_mlflow_at(settings)
         if "mlflow" in sys.modules:  # imported already (by a worker's preload, say)
             import mlflow
 

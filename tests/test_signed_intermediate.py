@@ -228,7 +228,8 @@ def test_without_a_key_a_node_fails_naming_where_to_set_one_and_the_start_task_g
     path = _file(_store(tmp_path), "numbers")
     with pytest.raises(DatasetError) as raised:  # Kedro's load wrapper keeps our message
         _store(tmp_path).dataset("numbers").save([1])
-    assert f"set {KEY_ENV} on every worker or the Airflow Variable {KEY_VARIABLE}" in str(raised.value)
+    assert f"set {KEY_ENV} on every worker" in str(raised.value)
+    assert f"the Airflow Variable {KEY_VARIABLE}" in str(raised.value)
     assert not path.exists()  # nothing written unsigned
 
     variables: dict[str, str] = {}
@@ -251,6 +252,11 @@ def test_a_key_too_short_is_refused_without_showing_it(monkeypatch):
         intermediate_key.run_key("relay", "manual__1")
     assert f"environment variable {KEY_ENV} is shorter than 16" in str(raised.value)
     assert "short-key" not in str(raised.value)
+    with pytest.raises(IntermediateKeyError):  # the launching task fails, not later its node
+        intermediate_key.runner_environment("relay", "manual__1")
+    monkeypatch.delenv(KEY_ENV)
+    assert intermediate_key.runner_environment("relay", "manual__1") == {}  # no key: the runner
+    # fails only if its node reads or writes intermediate data
 
 
 def test_the_node_runner_gets_the_runs_key_only_in_its_environment(tmp_path, monkeypatch):

@@ -77,6 +77,10 @@ class IntermediateKeyError(AirflowKedroError):
     """No usable key authenticates the intermediate data here."""
 
 
+class MissingKeyError(IntermediateKeyError):
+    """No key is configured at all (as opposed to one that is unusable)."""
+
+
 def encode_parts(*parts: str | bytes) -> bytes:
     """``parts`` as one unambiguous byte string (each length-prefixed): no two lists of parts
     give the same bytes, whatever characters ids and names hold."""
@@ -108,8 +112,9 @@ def deployment_key(*, generate: bool = False) -> str:
     if value is None and generate:
         value, source = _generate(), f"the Airflow Variable {KEY_VARIABLE} (generated)"
     if value is None:
-        raise IntermediateKeyError(
-            f"no key to authenticate intermediate data: set {KEY_ENV} on every worker or the "
+        raise MissingKeyError(
+            f"no key to authenticate intermediate data: set {KEY_ENV} on every worker (and for "
+            f"the node runner run by hand) or the "
             f"Airflow Variable {KEY_VARIABLE} (a secrets backend works), or let the DAG run's start "
             f"task ({START_TASK_ID}) generate that Variable: clear the DAG run from its start task"
         )
@@ -173,7 +178,7 @@ def runner_environment(dag_id: str, run_id: str) -> dict[str, str]:
     where to set one)."""
     try:
         key = run_key(dag_id, run_id).hex()
-    except IntermediateKeyError:
+    except MissingKeyError:  # an unusable key (too short) fails the launching task instead
         return {}
     mask(key)
     return {RUN_KEY_ENV: key}

@@ -3,9 +3,9 @@
 Three things a task process gets from Airflow are made here: logging (to stderr, read by the
 launching task into the task log), masking (the credentials it reads, and the intermediate data
 key its launching task hands it, are redacted from every line it writes, prints and tracebacks
-included), and stopping (SIGTERM from the launcher makes the
-try stop before its next save, as ``on_kill`` does in a node task). Its parent process is the
-launcher, so when that dies the try guard sees an orphan and stops too.
+included), and stopping (SIGTERM from the launcher makes the try stop before its next save, as
+``on_kill`` does in a node task). Its parent process is the launcher, so when that dies the try
+guard sees an orphan and stops too.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from typing import Any
 
 from airflow_kedro_mlflow.errors import ConfigError
 from airflow_kedro_mlflow.node_runner import NodeInvocation
+from airflow_kedro_mlflow.runtime.intermediate_key import runner_environment
 
 XCOM_RESULT_FILE = "/airflow/xcom/return.json"
 """Where a pod's main container writes what the KubernetesPodOperator's sidecar returns."""
@@ -81,7 +82,9 @@ def pod_operator(operator: Any, invocation: NodeInvocation) -> Any:
         image=operator.image,
         cmds=command[:1],
         arguments=command[1:],
-        env_vars={**dict(operator.env), "PYTHONUNBUFFERED": "1"},
+        # the DAG run's key (for this run only, masked in the task log); never the deployment's
+        env_vars={**dict(operator.env), "PYTHONUNBUFFERED": "1",
+                  **runner_environment(invocation.dag_id, invocation.run_id)},
         secrets=[Secret("env", None, name) for name in operator.secrets],
         do_xcom_push=True,
         get_logs=True,

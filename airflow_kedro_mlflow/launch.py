@@ -2,9 +2,9 @@
 
 The launching task is an ordinary Airflow task; what only Airflow knows (the DAG run's identity,
 the parent MLflow run from the start task, the conf's overrides, Connections the project's
-config names) becomes the node runner's command line and environment, and the runner's result
-file comes back as the task's link and lineage. Light module: imported by ``operators`` at
-execute time, it imports neither Kedro nor the project.
+config names, the DAG run's intermediate data key) becomes the node runner's command line and
+environment, and the runner's result file comes back as the task's link and lineage. Light
+module: imported by ``operators`` at execute time, it imports neither Kedro nor the project.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 
 from airflow_kedro_mlflow.errors import AirflowKedroError
 from airflow_kedro_mlflow.node_runner import EXIT_ABANDONED, NodeInvocation, read_result
+from airflow_kedro_mlflow.runtime.intermediate_key import DEPLOYMENT_KEY_ENVS, runner_environment
 
 _CONNECTION_REFERENCE = re.compile(r"\$\{\s*airflow_conn\s*:\s*([A-Za-z0-9_.-]+)")
 
@@ -112,6 +113,9 @@ class PythonLauncher:
             self._log.info("Running node %s with %s", ", ".join(invocation.node_names), self.python)
             child_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
             child_env.pop("PYTHONPATH", None)  # this worker's paths are not the other env's
+            for name in DEPLOYMENT_KEY_ENVS:  # the runner gets its run's key only
+                child_env.pop(name, None)
+            child_env.update(runner_environment(invocation.dag_id, invocation.run_id))
             self._process = subprocess.Popen(
                 command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                 env=child_env, cwd=invocation.project_path,

@@ -11,7 +11,7 @@ import pytest
 from conftest import run_dag, run_kedro
 from kedro_projects import relay_project
 
-from airflow_kedro_mlflow.runtime.intermediate import END_RECORD
+from airflow_kedro_mlflow.runtime.intermediate import END_RECORD, SIGNATURE_HEADER
 
 pytestmark = pytest.mark.slow
 
@@ -120,3 +120,41 @@ def test_runs_keep_separate_data_and_versions_and_a_rerun_reads_its_own(relay, t
     assert len(folders) == 2
     assert all(_files(f) == {"numbers.pickle", "evens.pickle", "odds.pickle", END_RECORD}
                for f in folders)
+
+
+PLANTED = """
+import pickle, sys
+
+
+class Plant:
+    def __reduce__(self):
+        return (open, (sys.argv[2], "w"))
+
+
+with open(sys.argv[1], "wb") as stream:
+    pickle.dump(Plant(), stream)
+"""
+
+
+def test_a_payload_planted_in_the_store_fails_the_task_and_never_runs(relay, tmp_path):
+    """Someone who can write the store replaces a kept payload by a pickle that would run code:
+    the task that reads it fails, saying it is not trusted, and the code never runs."""
+    project, dag_file = relay
+    failed = run_dag(dag_file, "relay", conf={"fail": True})
+    assert failed.tasks["summarize"] == "failed"
+    (folder,) = _run_folders(project)
+    assert all(path.read_bytes().startswith(SIGNATURE_HEADER)
+               for path in folder.glob("*.pickle"))  # signed by the run's tasks
+
+    marker = tmp_path / "planted-code-ran"
+    subprocess.run([sys.executable, "-c", PLANTED, str(folder / "evens.pickle"), str(marker)],
+                   check=True)
+    rerun = subprocess.run(
+        [sys.executable, "-m", "airflow", "tasks", "test", "relay", "summarize", failed.run_id],
+        capture_output=True, text=True, timeout=300,
+    )
+    output = rerun.stdout + rerun.stderr
+    assert (f"intermediate dataset 'evens' of DAG run '{failed.run_id}' (DAG 'relay')" in output
+            and "is not trusted: it is not signed" in output), output[-5000:]
+    assert "planned failure in summarize" not in output  # the node never ran
+    assert not marker.exists()

@@ -96,12 +96,21 @@ def test_the_node_runner_runs_a_node_from_a_shell(tmp_path, node_python):
     run_after = "2026-12-01T10:00:00+00:00"
     base = [str(node_python), "-m", "airflow_kedro_mlflow.node_runner", "--project", str(project),
             "--dag-id", "where", "--run-id", "manual__1", "--run-after", run_after]
+    # by hand, the runner signs and checks intermediate data with the deployment's key
+    keyed = {**os.environ, "AIRFLOW_KEDRO_MLFLOW_INTERMEDIATE_KEY": f"by-hand-{uuid.uuid4().hex}"}
     first = subprocess.run([*base, "--task-id", "make_numbers", "--node", "make_numbers",
-                            "--intermediate-output", "numbers"], capture_output=True, text=True)
+                            "--intermediate-output", "numbers"], capture_output=True, text=True,
+                           env=keyed)
     assert first.returncode == 0, first.stderr
+    unkeyed = subprocess.run([*base, "--task-id", "locate", "--node", "locate",
+                              "--intermediate-input", "numbers"], capture_output=True, text=True)
+    assert unkeyed.returncode == 1
+    assert "no key to authenticate intermediate data" in unkeyed.stderr
+    assert keyed["AIRFLOW_KEDRO_MLFLOW_INTERMEDIATE_KEY"] not in first.stderr + unkeyed.stderr
     second = subprocess.run([*base, "--task-id", "locate", "--node", "locate",
                              "--intermediate-input", "numbers", "--result-file",
-                             str(tmp_path / "result.json")], capture_output=True, text=True)
+                             str(tmp_path / "result.json")], capture_output=True, text=True,
+                            env=keyed)
     assert second.returncode == 0, second.stderr
     from datetime import datetime
 

@@ -73,6 +73,7 @@ def start_run(
     if runtime_params:
         log.info("Kedro runtime parameters from the DAG run's conf: %s", sorted(runtime_params))
     store.clear_end()  # a cleared run is running again: its kept data is in use
+    store.ensure_key()  # node tasks sign their data with its key: generated here if none is set
     tracker = runtime.tracker
     if tracker is None:
         open_project(runtime, runtime_params)

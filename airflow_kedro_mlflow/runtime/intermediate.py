@@ -8,10 +8,22 @@ succeeded, so a failed task can be cleared and rerun from where it was;
 the data of a failed run carries an end record (``END_RECORD``) until a rerun starts, which
 ``kedro airflow clean-intermediate`` goes by.
 Objects are pickled, as Kedro's MemoryDataset would hold any Python object.
+
+Unpickling runs code, and the store is a predictable path that others may be able to write (a
+shared bucket), so every file the tasks read back is signed when written and checked before a
+byte of it is used (``write_signed``, ``read_signed``): ``SIGNATURE_HEADER``, then an
+HMAC-SHA256 under the DAG run's key (``intermediate_key``, never kept in the store) of DAG id,
+run id, kind, dataset name and payload, then the payload. A file without that header (written by
+something else, or before this package signed intermediate data) or with a signature that does
+not match (another dataset's or another run's, or tampered) is refused with a ``DatasetError``
+before anything is unpickled. A payload is read whole into memory and checked there: what is
+unpickled is exactly what was checked, even if the file changes meanwhile.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import pickle
 import uuid
@@ -23,18 +35,29 @@ import fsspec
 from kedro.io import AbstractDataset, DatasetError
 
 from airflow_kedro_mlflow.config import PipelineSettings
-from airflow_kedro_mlflow.ids import storage_key
+from airflow_kedro_mlflow.ids import START_TASK_ID, storage_key
 from airflow_kedro_mlflow.removal import check_strictly_below
 from airflow_kedro_mlflow.run_identity import RunIdentity
+from airflow_kedro_mlflow.runtime import intermediate_key
+from airflow_kedro_mlflow.runtime.intermediate_key import KEY_ENV, KEY_VARIABLE, encode_parts
 from airflow_kedro_mlflow.urls import redact_url
 
 END_RECORD = "_dag_run_end.json"
+SIGNATURE_HEADER = b"airflow-kedro-mlflow intermediate hmac-sha256 v1\n"
+"""How a signed file starts; the 32 bytes of its HMAC-SHA256 follow, then the payload."""
+TAG_LENGTH = hashlib.sha256().digest_size
+PICKLE = "pickle"
+"""The kind of a dataset's payload (part of what is signed: a file of one kind is not another)."""
+_MAC_CONTEXT = b"airflow-kedro-mlflow intermediate payload v1"
 
 
 class IntermediateStore:
     """The intermediate data of one DAG run under an fsspec URL or a local directory."""
 
-    def __init__(self, root: str, run: RunIdentity, storage_options: dict[str, Any] | None = None):
+    def __init__(self, root: str, run: RunIdentity, storage_options: dict[str, Any] | None = None,
+                 key: bytes | None = None):
+        """``key``: the run's signing key; by default looked up when first needed
+        (``intermediate_key.run_key``), so tasks that only list or remove data need none."""
         # A fresh filesystem object per store: fsspec's instance and listing caches would otherwise
         # let tasks that share a process (dag.test) see each other's stale listings.
         self.fs, base = fsspec.core.url_to_fs(
@@ -48,6 +71,7 @@ class IntermediateStore:
         """Where this DAG's runs are: ``<root>/<dag_id>``."""
         self.prefix = f"{self.dag_folder}/{storage_key(run.run_id)}"
         """This run's folder: ``<root>/<dag_id>/<run_id>``."""
+        self._key = key
 
     @classmethod
     def for_settings(
@@ -66,6 +90,73 @@ class IntermediateStore:
         if "://" not in location and not Path(location).is_absolute():
             location = str(project_path / location)
         return cls(location, run, options)
+
+    def signing_key(self) -> bytes:
+        """The DAG run's key (looked up once per store)."""
+        if self._key is None:
+            self._key = intermediate_key.run_key(self.run.dag_id, self.run.run_id)
+        return self._key
+
+    def ensure_key(self) -> None:
+        """The start task's part: a key exists before any node task needs one (generated and
+        stored as an Airflow Variable if none is configured)."""
+        if self._key is None:
+            self._key = intermediate_key.run_key(self.run.dag_id, self.run.run_id, generate=True)
+
+    def _tag(self, name: str, kind: str, payload: bytes | memoryview) -> bytes:
+        run = self.run
+        mac = hmac.new(self.signing_key(), encode_parts(_MAC_CONTEXT, run.dag_id, run.run_id, kind,
+                                                        name), hashlib.sha256)
+        mac.update(payload)
+        return mac.digest()
+
+    def write_signed(self, path: str, name: str, kind: str, payload: bytes) -> None:
+        """Write ``payload`` of dataset ``name`` to ``path``, signed, atomically."""
+        header = SIGNATURE_HEADER + self._tag(name, kind, payload)  # no key: nothing written
+        self.fs.makedirs(self.prefix, exist_ok=True)
+        temporary = f"{path}.{uuid.uuid4().hex}.tmp"  # tries never share a scratch file
+        with self.fs.open(temporary, "wb") as stream:
+            stream.write(header)
+            stream.write(payload)
+        self.fs.mv(temporary, path)
+
+    def read_signed(self, path: str, name: str, kind: str, what: str | None = None) -> memoryview:
+        """The payload of the signed file at ``path``, once its signature is checked."""
+        self.signing_key()  # no key: fail naming where to set one, before reading anything
+        with self.fs.open(path, "rb") as stream:
+            data = stream.read()
+        return self.verify(data, name, kind, path, what)
+
+    def verify(self, data: bytes, name: str, kind: str, path: str,
+               what: str | None = None) -> memoryview:
+        """The payload inside ``data`` (a signed file's bytes); ``DatasetError`` unless its
+        signature is this run's for dataset ``name`` and kind ``kind`` (compared in constant
+        time). ``what`` names the file in the error (default: the intermediate dataset)."""
+        start = len(SIGNATURE_HEADER) + TAG_LENGTH
+        if not data.startswith(SIGNATURE_HEADER):
+            reason = "it is not signed (written by something else, or before this version of " \
+                     "airflow-kedro-mlflow signed intermediate data)"
+        elif len(data) < start:
+            reason = "its signature is truncated"
+        else:
+            payload = memoryview(data)[start:]
+            tag = data[len(SIGNATURE_HEADER):start]
+            if hmac.compare_digest(tag, self._tag(name, kind, payload)):
+                return payload
+            reason = ("its signature does not match (tampered, written for another dataset or "
+                      "DAG run, or under another key)")
+        raise DatasetError(self.untrusted(what or f"intermediate dataset '{name}'", path, reason))
+
+    def untrusted(self, what: str, path: str, reason: str) -> str:
+        """The error for a file of this run's store that is refused."""
+        return (
+            f"{what} of DAG run '{self.run.run_id}' (DAG '{self.run.dag_id}') at "
+            f"{self.protocol}{path} is not trusted: {reason}. It was not loaded and nothing in it "
+            f"ran. The tasks of a DAG run sign what they write with the run's key (from "
+            f"{KEY_ENV} or the Airflow Variable {KEY_VARIABLE}); unsigned data of a run started "
+            f"before signing existed is refused too. If nobody tampered with the store, clear "
+            f"the DAG run from its start task ({START_TASK_ID}) to recompute its data"
+        )
 
     @property
     def url(self) -> str:
@@ -128,11 +219,10 @@ class IntermediateDataset(AbstractDataset):
                 f"not found at {redact_url(self._store.protocol + self._path)}: the task producing it must "
                 f"succeed in this DAG run first"
             )
-        with self._store.fs.open(self._path, "rb") as stream:
-            return pickle.load(stream)  # noqa: S301 - written by this run's own tasks
+        payload = self._store.read_signed(self._path, self._name, PICKLE)
+        return pickle.loads(payload)  # noqa: S301 - signed by this run's own tasks, checked above
 
     def save(self, data: Any) -> None:
-        self._store.fs.makedirs(self._store.prefix, exist_ok=True)
         try:
             payload = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
@@ -140,10 +230,7 @@ class IntermediateDataset(AbstractDataset):
                 f"dataset '{self._name}' crosses an Airflow task boundary but cannot be pickled "
                 f"({exc}): declare it in the catalog with a dataset that can save it"
             ) from exc
-        temporary = f"{self._path}.{uuid.uuid4().hex}.tmp"  # tries never share a scratch file
-        with self._store.fs.open(temporary, "wb") as stream:
-            stream.write(payload)
-        self._store.fs.mv(temporary, self._path)
+        self._store.write_signed(self._path, self._name, PICKLE, payload)
 
     def _exists(self) -> bool:
         return bool(self._store.fs.exists(self._path))

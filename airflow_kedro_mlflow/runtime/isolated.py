@@ -1,10 +1,11 @@
 """The node runner's process: one node task run outside Airflow's task process.
 
 Three things a task process gets from Airflow are made here: logging (to stderr, read by the
-launching task into the task log), masking (the credentials it reads are redacted from every line
-it writes, prints and tracebacks included), and stopping (SIGTERM from the launcher makes the
-try stop before its next save, as ``on_kill`` does in a node task). Its parent process is the
-launcher, so when that dies the try guard sees an orphan and stops too.
+launching task into the task log), masking (the credentials it reads, and the intermediate data
+key its launching task hands it, are redacted from every line it writes, prints and tracebacks
+included), and stopping (SIGTERM from the launcher makes the try stop before its next save, as
+``on_kill`` does in a node task). Its parent process is the launcher, so when that dies the try
+guard sees an orphan and stops too.
 """
 
 from __future__ import annotations
@@ -87,8 +88,10 @@ def run_invocation(invocation: NodeInvocation) -> int:
 def _run(invocation: NodeInvocation, result: dict[str, Any]) -> None:
     from airflow_kedro_mlflow.project_ref import KedroProject
     from airflow_kedro_mlflow.run_identity import RunIdentity
+    from airflow_kedro_mlflow.runtime.intermediate_key import take_handed_over
     from airflow_kedro_mlflow.runtime.node_run import NodeTask, run_node
 
+    take_handed_over(invocation.dag_id, invocation.run_id)  # the run's key, out of os.environ
     root = Path(invocation.project_path).resolve()
     project = KedroProject(
         package_name=invocation.package_name or _package_name(root),

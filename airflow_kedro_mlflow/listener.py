@@ -146,7 +146,7 @@ def settle_dag_run(request: _Request, attempts: int = 5) -> None:
             return
         _run_settler_process(snapshot)
         again = read_dag_run(request.dag_id, request.run_id, None)
-        if again is None or again.fingerprint == snapshot.fingerprint:
+        if again is None or again.outcome == snapshot.outcome:
             return
         snapshot, request = again, _Request(request.dag_id, request.run_id, None, False)
 
@@ -159,9 +159,17 @@ class _DagRunSnapshot:
     end_record: Any
 
     @property
-    def fingerprint(self) -> tuple[Any, ...]:
-        return (self.run["state"], self.run["clear_number"], tuple(sorted(
-            (k, str(v)) for k, v in self.task_states.items())))
+    def outcome(self) -> dict[str, object] | None:
+        """What the parent must say for this snapshot (``run_outcome``), as the end task
+        records it; ``None`` if the DAG file cannot be read."""
+        from airflow_kedro_mlflow.dag_file import read_exported_dag, step_states
+        from airflow_kedro_mlflow.run_outcome import parent_outcome
+
+        exported = read_exported_dag(self.dag_file)
+        if exported is None:
+            return None
+        return parent_outcome(self.run["state"], step_states(exported.steps, self.task_states),
+                              self.run["clear_number"]).as_record()
 
 
 def read_dag_run(dag_id: str, run_id: str, expected_state: str | None) -> _DagRunSnapshot | None:
@@ -225,15 +233,7 @@ def _needs_settling(snapshot: _DagRunSnapshot, natural: bool) -> bool:
     if state not in ("success", "failed"):
         return False
     if natural and isinstance(snapshot.end_record, dict):
-        from airflow_kedro_mlflow.dag_file import read_exported_dag, step_states
-        from airflow_kedro_mlflow.run_outcome import parent_outcome
-
-        exported = read_exported_dag(snapshot.dag_file)
-        if exported is not None:
-            outcome = parent_outcome(state, step_states(exported.steps, snapshot.task_states),
-                                     snapshot.run["clear_number"])
-            if outcome.as_record() == snapshot.end_record:
-                return False  # the end task settled exactly this
+        return snapshot.outcome != snapshot.end_record  # else the end task settled exactly this
     return True
 
 
@@ -250,8 +250,10 @@ def _run_settler_process(snapshot: _DagRunSnapshot) -> None:
                     label, SETTLE_TIMEOUT_S)
         return
     if result.returncode != 0:
+        how = (f"stopped by signal {-result.returncode}" if result.returncode < 0
+               else "\n".join(result.stderr.strip().splitlines()[-3:]))
         log.warning("Could not settle the MLflow parent run of DAG run %s (%s state): %s", label,
-                    snapshot.run["state"], result.stderr.strip().splitlines()[-1:] or "")
+                    snapshot.run["state"], how)
         return
     outcome = (result.stdout.strip().splitlines() or [""])[-1]  # after Kedro's own log lines
     log.info("MLflow parent run of DAG run %s (%s): %s", label, snapshot.run["state"], outcome)

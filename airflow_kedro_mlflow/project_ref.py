@@ -65,9 +65,12 @@ class KedroProject:
     def variable_name(self) -> str:
         return f"kedro_project_path_{self.package_name}"
 
-    def locate(self) -> Path:
-        """The project root on this machine: the Airflow Variable if set, else the relative path."""
-        configured = _variable(self.variable_name)
+    def locate(self, ask_airflow: bool = True) -> Path:
+        """The project root on this machine: the Airflow Variable if set, else the relative path.
+
+        ``ask_airflow=False``: outside a task (no Task SDK to ask), only the Variable's
+        ``AIRFLOW_VAR_...`` environment variable counts, and Airflow is not imported."""
+        configured = _variable(self.variable_name, ask_airflow)
         if configured:
             root, origin = Path(configured), f"Airflow Variable '{self.variable_name}'"
         else:
@@ -82,9 +85,9 @@ class KedroProject:
         return root
 
 
-def _variable(name: str) -> str | None:
+def _variable(name: str, ask_airflow: bool = True) -> str | None:
     env_value = os.environ.get(f"AIRFLOW_VAR_{name.upper()}")
-    if env_value:
+    if env_value or not ask_airflow:
         return env_value
     try:
         from airflow.sdk import Variable

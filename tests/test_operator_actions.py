@@ -76,7 +76,7 @@ def test_clear_only_failed_after_a_fix_finishes_the_parent(faulty):
     _, parent = faulty.settled(run_id)
     assert parent.info.status == "FINISHED"
     assert "kedro.failed_nodes" not in parent.data.tags
-    assert parent.data.tags["airflow.clear_number"] == str(run["clear_number"]) == "1"
+    assert parent.data.tags["airflow.clear_number"] == "1"  # cleared once
     assert parent.data.tags["promotion.decision"] in ("promoted", "not_promoted")
     tries = faulty.children(parent, LOGISTIC_EVALUATE)
     assert [c.info.status for c in tries] == ["FAILED"] * 4 + ["FINISHED"]

@@ -22,6 +22,14 @@ ORDINARY_RUN = "manual__2026-11-23T09:00:00+00:00"
 AWKWARD = [".", "..", "...", ".hidden", "", "a/b", "../x", "a/../b", "/"]
 
 
+@pytest.fixture(autouse=True)
+def _intermediate_key(monkeypatch):
+    """The deployment key the tasks sign intermediate data with, as set on workers."""
+    from airflow_kedro_mlflow.runtime.intermediate_key import KEY_ENV
+
+    monkeypatch.setenv(KEY_ENV, "a-test-key-of-sixteen-chars-or-more")
+
+
 def _store(root: Path, run_id: str) -> IntermediateStore:
     return IntermediateStore(str(root), RunIdentity(DAG, run_id, datetime(2026, 11, 23, tzinfo=UTC)))
 

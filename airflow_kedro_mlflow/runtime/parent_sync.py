@@ -56,7 +56,7 @@ def open_tracker(project: KedroProject) -> Any:
     from airflow_kedro_mlflow.runtime.kedro_startup import settings_loaded_without_reading_source
     from airflow_kedro_mlflow.runtime.tracking import Tracker
 
-    path = project.locate()
+    path = project.locate(ask_airflow=False)  # no Task SDK here to ask for a Variable
     with settings_loaded_without_reading_source():
         metadata = bootstrap(path)
     connections.register()

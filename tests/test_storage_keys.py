@@ -4,7 +4,7 @@ removal reaches outside the folder it must stay in (no Airflow runs, a local sto
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -118,16 +118,16 @@ def test_strictly_below(path, folder, below):
 def test_a_store_whose_run_folder_is_the_dags_folder_refuses_to_remove_it(tmp_path, monkeypatch):
     """As the run "." was stored before run ids were escaped: its folder would be the DAG's."""
     _save(_store(tmp_path, ORDINARY_RUN), "features", 1)
-    monkeypatch.setattr(intermediate, "storage_key", lambda name: name)
-    unsafe = _store(tmp_path, ".")
-    _save(unsafe, "model", 2)
-    for remove in (unsafe.remove, unsafe.clear_end):
-        with pytest.raises(UnsafeRemovalError, match="refusing to remove .*wine_classifier/\\.") \
-                as refused:
-            remove()
-        assert isinstance(refused.value, AirflowKedroError)  # the CLI shows its one line
-        assert f"not strictly inside the DAG's folder {tmp_path / DAG}" in str(refused.value)
-    monkeypatch.undo()
+    with monkeypatch.context() as old_keys:
+        old_keys.setattr(intermediate, "storage_key", lambda name: name)
+        unsafe = _store(tmp_path, ".")
+        _save(unsafe, "model", 2)
+        for remove in (unsafe.remove, unsafe.clear_end):
+            with pytest.raises(UnsafeRemovalError,
+                               match="refusing to remove .*wine_classifier/\\.") as refused:
+                remove()
+            assert isinstance(refused.value, AirflowKedroError)  # the CLI shows its one line
+            assert f"not strictly inside the DAG's folder {tmp_path / DAG}" in str(refused.value)
     assert _store(tmp_path, ORDINARY_RUN).dataset("features").load() == 1
     assert (tmp_path / DAG / "model.pickle").exists()
 
@@ -163,7 +163,8 @@ def test_clean_intermediate_command_refuses_with_one_line_naming_the_path(tmp_pa
         folders = run_folders(store, dag_folders)
         return [*folders, replace(folders[0], path=f"{tmp_path}/{DAG}/", run_folder="")]
 
-    monkeypatch.setattr(housekeeping, "project_stores", lambda *args: [(old, [DAG])])
+    monkeypatch.setattr(housekeeping, "project_stores",
+                        lambda *args: [(old, [(DAG, timedelta(days=7))])])
     monkeypatch.setattr(housekeeping, "run_folders", listing)
     result = CliRunner().invoke(
         cli.airflow_commands, ["clean-intermediate", "--older-than", "0m", "--delete"],

@@ -140,8 +140,9 @@ def test_cleared_finished_run_reruns_cleanly(faulty):
 
 def test_start_task_killed_after_opening_the_parent(faulty):
     """The start task is SIGKILLed after it created the parent run, on every try: the run fails,
-    and the parent is closed FAILED (not left RUNNING). Cleared, the run succeeds with the same
-    parent, FINISHED."""
+    and the parent is closed FAILED (not left RUNNING). Cleared as the UI clears by default (only
+    the failed tasks: the start task and what it blocked, not the end task), the run succeeds
+    with the same parent, which the listener settles FINISHED without the end task."""
     run_id = new_run_id("killed-start")
     fault = faulty.faults.add(dag_run=run_id, task="kedro_run_start", tries=[1, 2, 3, 4],
                               at="after_catalog_created", action="kill_self")
@@ -153,10 +154,13 @@ def test_start_task_killed_after_opening_the_parent(faulty):
     assert parent.info.status == "FAILED"
     assert parent.data.tags["kedro.failed_nodes"] == "kedro_run_start"
 
-    faulty.airflow.clear_run(TRAINING, run_id)
-    faulty.succeed(run_id)
-    (again,) = faulty.parents(run_id)
+    cleared = faulty.airflow.clear_tasks(TRAINING, run_id)  # only_failed: the API's default
+    assert "kedro_run_start" in cleared and "kedro_run_end" not in cleared
+    run = faulty.airflow.wait(TRAINING, run_id)
+    assert run["state"] == "success"
+    _, again = faulty.settled(run_id)
     assert again.info.run_id == parent.info.run_id
+    assert again.info.status == "FINISHED" and "kedro.failed_nodes" not in again.data.tags
 
 
 def test_run_id_deleted_and_triggered_again_gets_its_own_parent(faulty):

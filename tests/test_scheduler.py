@@ -25,7 +25,7 @@ MINUTELY = "minutely"
 WHERE = "where"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per worker: never set up twice
 def mlflow_server(tmp_path_factory, s3_server):
     """This module's own MLflow server: its registry starts empty, so the first training run's
     model becomes the champion, which is what starts the inference DAG. It proxies artifacts to
@@ -37,7 +37,7 @@ def mlflow_server(tmp_path_factory, s3_server):
         yield server.url
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per worker: never set up twice
 def deployment(tmp_path_factory, s3_server, mlflow_server, node_python):
     """The example in its `s3` env (training + inference DAGs), a small DAG scheduled every
     minute and one whose middle node runs in another virtualenv, exported into one dags/
@@ -117,7 +117,7 @@ def _task_logs(airflow: AirflowCluster, dag_id: str, run_id: str) -> list[str]:
     return [path.read_text() for path in folder.rglob("*.log")]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per worker: never set up twice
 def local_airflow(deployment):
     root, env = deployment
     with airflow_cluster(root / "local", root / "dags", "LocalExecutor",

@@ -14,9 +14,11 @@ import re
 import signal
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from airflow_kedro_mlflow.environment import without_airflow_secrets
 from airflow_kedro_mlflow.errors import AirflowKedroError
 from airflow_kedro_mlflow.node_runner import EXIT_ABANDONED, NodeInvocation, read_result
 from airflow_kedro_mlflow.runtime.intermediate_key import DEPLOYMENT_KEY_ENVS, runner_environment
@@ -58,18 +60,36 @@ def invocation_for(operator: Any, context: Any, project_path: str,
     )
 
 
-def referenced_connections(project_root: Path, conf_source: str | None) -> list[str]:
-    """Ids of the Airflow Connections the project's config names (``${airflow_conn:<id>...}``)."""
+def referenced_connections(project_root: Path, conf_source: str | None,
+                           env: str | None = None) -> list[str]:
+    """Ids of the Airflow Connections that the config of the tasks' env names
+    (``${airflow_conn:<id>...}``): the YAML files of ``base`` and of ``env`` (Kedro's default run
+    env ``local`` if none), their values only: other envs and comments hand nothing over."""
+    import yaml
+
     conf = Path(project_root, conf_source) if conf_source else project_root / "conf"
     found: dict[str, None] = {}
-    for path in sorted(conf.rglob("*.y*ml")) if conf.is_dir() else []:
-        try:
-            text = path.read_text()
-        except OSError:
-            continue
-        for conn_id in _CONNECTION_REFERENCE.findall(text):
-            found[conn_id] = None
+    for folder in ("base", env or "local"):
+        for path in sorted((conf / folder).rglob("*.y*ml")) if (conf / folder).is_dir() else []:
+            try:
+                content = yaml.safe_load(path.read_text())
+            except (OSError, yaml.YAMLError):
+                continue  # Kedro's own loader reports a broken file
+            for text in _strings(content):
+                for conn_id in _CONNECTION_REFERENCE.findall(text):
+                    found[conn_id] = None
     return list(found)
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
 
 
 def connection_environment(conn_ids: list[str]) -> dict[str, str]:
@@ -111,7 +131,10 @@ class PythonLauncher:
             result_file = str(Path(folder, "result.json"))
             command = _replace_result_file(invocation, result_file).command(self.python)
             self._log.info("Running node %s with %s", ", ".join(invocation.node_names), self.python)
-            child_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+            # The worker's environment less Airflow's secrets and other Connections than those
+            # the project's config names (``env`` brings those)
+            child_env = {**without_airflow_secrets(os.environ, connections=()), **env,
+                         "PYTHONUNBUFFERED": "1"}
             child_env.pop("PYTHONPATH", None)  # this worker's paths are not the other env's
             for name in DEPLOYMENT_KEY_ENVS:  # the runner gets its run's key only
                 child_env.pop(name, None)

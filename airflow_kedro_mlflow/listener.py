@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -50,9 +49,6 @@ SETTLE_TIMEOUT_S = 600.0
 COMMIT_WAIT_S = 15.0
 """How long to wait for the state a listener heard of to be readable (listeners are called
 before the change is committed)."""
-_AIRFLOW_SECRETS = re.compile(
-    r"^AIRFLOW__.*(SQL_ALCHEMY|DATABASE__|JWT|FERNET|SECRET|PASSWORD|TOKEN|BROKER_URL|"
-    r"RESULT_BACKEND|_CMD$)", re.I)
 
 
 @dataclass(frozen=True)
@@ -261,8 +257,11 @@ def _run_settler_process(snapshot: _DagRunSnapshot) -> None:
 
 def settler_environment() -> dict[str, str]:
     """This process's environment without Airflow's own secrets: the settling process opens the
-    project (its settings module runs) and needs MLflow's settings, not Airflow's database."""
-    return {name: value for name, value in os.environ.items() if not _AIRFLOW_SECRETS.match(name)}
+    project (its settings module runs) and needs MLflow's settings, not Airflow's database.
+    Connections stay: ``mlflow.yml`` may name one (``${airflow_conn:...}``)."""
+    from airflow_kedro_mlflow.environment import without_airflow_secrets
+
+    return without_airflow_secrets(os.environ)
 
 
 _EXPORTED: dict[str, tuple[float, bool]] = {}

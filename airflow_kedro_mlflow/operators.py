@@ -165,7 +165,7 @@ class KedroNodeOperator(_KedroProjectOperator):
             run_params(context, self.dag), result_file=None)
         self._launcher = launch.PythonLauncher(str(self.python), self.log)
         env = launch.connection_environment(
-            launch.referenced_connections(root, self.project.conf_source))
+            launch.referenced_connections(root, self.project.conf_source, self.project.env))
         return self._launcher.run(self._invocation, env), f"python {self.python}"
 
 

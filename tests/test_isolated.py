@@ -222,6 +222,8 @@ def test_a_connection_the_config_names_reaches_the_virtualenv_node_masked(airflo
         (project / "src" / "where" / "nodes.py").write_text(WHERE_NODES.replace(
             '    return {"executable"',
             f'    import os\n    print("connection:", os.environ["AIRFLOW_CONN_{conn_id.upper()}"])\n'
+            '    print("airflow secrets:", sorted(k for k in os.environ if k.startswith('
+            '("AIRFLOW__DATABASE", "AIRFLOW_CONN_"))))\n'
             '    return {"executable"'))
         run_kedro(project, "airflow", "export", "--target-dir", str(workspace / "dags"))
         result = run_dag(workspace / "dags" / "where.py", "where")
@@ -229,6 +231,8 @@ def test_a_connection_the_config_names_reaches_the_virtualenv_node_masked(airflo
         subprocess.run([airflow, "connections", "delete", conn_id], capture_output=True)
     assert result.state == "success", result.output[-5000:]
     assert "connection: {" in result.output and "where.example.com" in result.output
+    # only the Connection the config names: not the worker's metadata-DB URL, no other one
+    assert f"airflow secrets: ['AIRFLOW_CONN_{conn_id.upper()}']" in result.output
     assert secret not in result.output and secret not in (workspace / "dags" / "where.py").read_text()
 
 

@@ -22,6 +22,8 @@ from airflow_cluster import AirflowCluster, airflow_cluster
 from conftest import REPO, copy_example, run_kedro, running_mlflow_server
 from kedro_projects import where_project
 
+INTERMEDIATE_KEY_ENV = "AIRFLOW_KEDRO_MLFLOW_INTERMEDIATE_KEY"
+INTERMEDIATE_KEY = f"fault-deployment-{uuid.uuid4().hex}"
 GROUP = "fault-deployment"
 """The xdist group of every module on this deployment (scripts/test.sh: --dist loadgroup)."""
 BUCKET = "wine-classifier"
@@ -29,6 +31,7 @@ TRAINING = "wine_classifier_s3"
 INFERENCE = "wine_classifier__inference_s3"
 REGISTERED = "wine_classifier_s3"
 FOREST_TRAIN = "random_forest.train_model"
+SPLIT = "data_processing.split_data"
 MODEL_DATASET = "random_forest.model"
 WHERE = "where"
 # A forest of one depth-1 tree: a model clearly worse than the configured one.
@@ -82,6 +85,8 @@ def faulty(tmp_path_factory, s3_server, node_python):
         env = {
             "WINE_S3_KEY": key, "WINE_S3_SECRET": secret, "WINE_S3_ENDPOINT_URL": s3_server.url,
             "MLFLOW_TRACKING_URI": mlflow.url, "AKM_FAULTS": str(faults.file),
+            # Set on the workers, so the tests can read the intermediate data the tasks sign
+            INTERMEDIATE_KEY_ENV: INTERMEDIATE_KEY,
             # A dead supervisor is noticed after 20 s instead of 5 minutes.
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
@@ -94,7 +99,9 @@ def faulty(tmp_path_factory, s3_server, node_python):
                              extra_env=env) as airflow:
             airflow.wait_for_dag(INFERENCE)
             airflow.api("PATCH", f"/dags/{INFERENCE}", {"is_paused": False})
-            yield Deployment(airflow, mlflow, faults, s3_server, project)
+            yield Deployment(airflow, mlflow, faults, s3_server, project,
+                             {"key": key, "secret": secret,
+                              "client_kwargs": {"endpoint_url": s3_server.url}})
 
 
 def _add_fault_hook(project: Path, package: str, retries: int, env: str = "base") -> None:
@@ -115,10 +122,29 @@ PARENT_STATUS = {"success": "FINISHED", "failed": "FAILED", "running": "RUNNING"
 
 
 class Deployment:
-    def __init__(self, airflow: AirflowCluster, mlflow, faults: Faults, s3, project: Path) -> None:
+    def __init__(self, airflow: AirflowCluster, mlflow, faults: Faults, s3, project: Path,
+                 s3_options: dict) -> None:
         self.airflow, self.mlflow, self.faults, self.s3 = airflow, mlflow, faults, s3
         self.project = project
         """The deployed copy of the example project (its conf can be edited between runs)."""
+        self.s3_options = s3_options
+
+    def intermediate(self, run_id: str, dataset: str):
+        """What the DAG run's intermediate store holds for ``dataset``, read as a task reads it."""
+        import os
+        from datetime import UTC, datetime
+
+        from airflow_kedro_mlflow.run_identity import RunIdentity
+        from airflow_kedro_mlflow.runtime.intermediate import IntermediateStore
+
+        os.environ[INTERMEDIATE_KEY_ENV] = INTERMEDIATE_KEY
+        try:
+            store = IntermediateStore(f"s3://{BUCKET}/airflow-intermediate",
+                                      RunIdentity(TRAINING, run_id, datetime.now(UTC)),
+                                      self.s3_options)
+            return store.dataset(dataset).load()
+        finally:
+            os.environ.pop(INTERMEDIATE_KEY_ENV, None)
 
     def settled(self, run_id: str, timeout: float = 30) -> tuple[dict, object]:
         """The DAG run and its one parent once the parent's status is the DAG run's state,

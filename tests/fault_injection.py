@@ -8,8 +8,11 @@ the end task included, which runs no Kedro session).
 The faults are read from the JSON file ``$AKM_FAULTS``: a list of
 ``{"id", "dag_run", "task", "tries": [..], "at", "dataset", "action", "go"}`` with ``action`` one of
 ``kill_self`` (SIGKILL of the task process), ``kill_supervisor`` (SIGKILL of its parent, the
-Airflow supervisor: the task process lives on as an orphan), ``raise`` (the node fails with an
-error) and ``wait`` (until the file ``go`` exists). Each firing leaves ``<id>.try<N>.fired`` beside the file.
+Airflow supervisor: the task process lives on as an orphan), ``kill_supervisor_and_wait`` (the
+same, then the orphan waits for ``go`` inside its save), ``raise`` (the node fails with an
+error) and ``wait`` (until the file ``go`` exists); ``plant_column`` adds that column to the
+DataFrame the try is about to save, to tell its data from another try's. Each firing leaves
+``<id>.try<N>.fired`` beside the file.
 """
 
 import json
@@ -25,7 +28,7 @@ class FaultInjection:
     def __init__(self) -> None:  # settings.py builds the hook as Kedro loads the settings
         self._fire("settings_loaded")
 
-    def _fire(self, at: str, dataset: str | None = None) -> None:
+    def _fire(self, at: str, dataset: str | None = None, data=None) -> None:
         spec_file = os.environ.get("AKM_FAULTS")
         if not spec_file or not Path(spec_file).exists():
             return
@@ -39,26 +42,34 @@ class FaultInjection:
                 continue
             Path(spec_file).with_name(f"{fault['id']}.try{try_number}.fired").write_text(
                 str(os.getpid()))
+            if fault.get("plant_column") and data is not None:  # marks what this try saves
+                data[fault["plant_column"]] = 1
             if fault["action"] == "kill_self":
                 os.kill(os.getpid(), signal.SIGKILL)
-            elif fault["action"] == "kill_supervisor":
+            elif fault["action"] in ("kill_supervisor", "kill_supervisor_and_wait"):
                 os.kill(os.getppid(), signal.SIGKILL)
                 time.sleep(1)  # let the orphan be re-parented before it goes on
+                if fault["action"] == "kill_supervisor_and_wait":  # an orphan in a long save
+                    _wait_for(fault["go"])
             elif fault["action"] == "raise":
                 raise RuntimeError(f"fault {fault['id']}: planted failure of {task}")
             elif fault["action"] == "wait":
-                deadline = time.monotonic() + 300
-                while not Path(fault["go"]).exists() and time.monotonic() < deadline:
-                    time.sleep(0.2)
+                _wait_for(fault["go"])
 
     @hook_impl
     def after_catalog_created(self) -> None:
         self._fire("after_catalog_created")
 
     @hook_impl
-    def before_dataset_saved(self, dataset_name: str) -> None:
-        self._fire("before_dataset_saved", dataset_name)
+    def before_dataset_saved(self, dataset_name: str, data) -> None:
+        self._fire("before_dataset_saved", dataset_name, data)
 
     @hook_impl
     def after_dataset_saved(self, dataset_name: str) -> None:
         self._fire("after_dataset_saved", dataset_name)
+
+
+def _wait_for(go: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not Path(go).exists() and time.monotonic() < deadline:
+        time.sleep(0.2)

@@ -21,6 +21,7 @@ from fault_deployment import (
     INFERENCE,
     MODEL_DATASET,
     REGISTERED,
+    SPLIT,
     TRAINING,
     WHERE,
     WORSE,
@@ -77,6 +78,32 @@ def test_worker_killed_under_a_task_the_orphan_stops_and_the_retry_owns_the_outp
                               at="after_dataset_saved", dataset=MODEL_DATASET,
                               action="kill_supervisor")
     _retry_owns_the_output(faulty, run_id, fault)
+
+
+def test_an_orphan_inside_a_save_ends_it_before_the_retry_saves(faulty):
+    """split_data's try 1 loses its supervisor while inside its save of X_train (a long save: it
+    waits) and marks the frame it saves. Airflow retries the task; the retry waits for the
+    orphan's save to end before it saves its own, so the X_train that stays, and that the
+    downstream tasks read, is the retry's."""
+    run_id = new_run_id("orphan-in-save")
+    go = faulty.faults.folder / f"{run_id}.go"
+    fault = faulty.faults.add(dag_run=run_id, task=SPLIT, tries=[1], at="before_dataset_saved",
+                              dataset="X_train", action="kill_supervisor_and_wait", go=str(go),
+                              plant_column="planted_by_the_orphan")
+    faulty.airflow.trigger(TRAINING, run_id=run_id)
+    try:
+        faulty.faults.wait_fired(fault)
+        log = (faulty.airflow.home / "logs" / f"dag_id={TRAINING}" / f"run_id={run_id}"
+               / f"task_id={SPLIT}" / "attempt=2.log")
+        deadline = time.monotonic() + 300
+        while "Waiting for try 1 of this task" not in (log.read_text() if log.exists() else ""):
+            assert time.monotonic() < deadline, "the retry did not wait for the orphan's save"
+            time.sleep(1)
+    finally:
+        go.touch()
+    _, tasks = faulty.succeed(run_id)
+    assert try_number(tasks, SPLIT) == 2
+    assert "planted_by_the_orphan" not in faulty.intermediate(run_id, "X_train").columns
 
 
 def test_mlflow_down_while_logging_the_model_then_back(faulty):

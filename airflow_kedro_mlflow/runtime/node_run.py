@@ -5,7 +5,8 @@ The node runs through ``KedroSession.run`` so the project's hooks and catalog be
 (so all tasks write, and downstream tasks read, one version), and datasets that cross a task
 boundary without a catalog entry are routed through the run's intermediate store. Any try may
 save again what an earlier try of the same DAG run saved (``owned_outputs``), and a try that
-Airflow gave up on stops before it writes anything more (``try_guard``).
+Airflow gave up on stops before it writes anything more (``try_guard``), and a save it is already
+inside ends before the retry's saves start (``save_lease``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from airflow_kedro_mlflow.runtime.intermediate import IntermediateStore
 from airflow_kedro_mlflow.runtime.lineage import NodeLineage, node_lineage
 from airflow_kedro_mlflow.runtime.model_uri_handoff import ModelUriHandoffHooks
 from airflow_kedro_mlflow.runtime.owned_outputs import OwnedOutputsHooks
+from airflow_kedro_mlflow.runtime.save_lease import SaveLease
 from airflow_kedro_mlflow.runtime.task_runtime import TaskRuntime
 from airflow_kedro_mlflow.runtime.try_guard import TryGuard
 
@@ -102,8 +104,10 @@ def run_node(
         log.info("Intermediate data for %s under %s", ", ".join(crossing), store.url)
         session._hook_manager.register(IntermediateDataHooks(store, crossing))
     session._hook_manager.register(ModelUriHandoffHooks(store))
-    session._hook_manager.register(OwnedOutputsHooks(guard))
+    lease = SaveLease(store, run.task_id, run.try_number, guard)
+    session._hook_manager.register(OwnedOutputsHooks(guard, lease))
     with contextlib.ExitStack() as stack:
+        stack.callback(lease.close)
         if tracker is not None and parent_run_id:
             params = node_params(runtime, task.node_names)
             if len(task.node_names) == 1:

@@ -19,6 +19,7 @@ from typing import Any
 from kedro.framework.hooks import hook_impl
 from kedro.io import AbstractVersionedDataset, DatasetError
 
+from airflow_kedro_mlflow.runtime.save_lease import SaveLease
 from airflow_kedro_mlflow.runtime.try_guard import TryGuard
 from airflow_kedro_mlflow.urls import redact_url
 
@@ -65,10 +66,13 @@ def clear_own_version(name: str, dataset: Any) -> str | None:
 
 
 class OwnedOutputsHooks:
-    """Kedro hooks of one node try: replace this run's version of each versioned output."""
+    """Kedro hooks of one node try: replace this run's version of each versioned output, each
+    save under the task's save lease (``save_lease``: never two tries of the task saving at
+    once)."""
 
-    def __init__(self, guard: TryGuard) -> None:
+    def __init__(self, guard: TryGuard, lease: SaveLease | None = None) -> None:
         self._guard = guard
+        self._lease = lease
         self._catalog: Any = None
 
     @hook_impl
@@ -78,6 +82,8 @@ class OwnedOutputsHooks:
     @hook_impl
     def before_dataset_saved(self, dataset_name: str) -> None:
         self._guard.check(before=f"saving '{dataset_name}'")
+        if self._lease is not None:
+            self._lease.enter(dataset_name)
         if self._catalog is None or dataset_name not in self._catalog:
             return
         removed = clear_own_version(dataset_name, self._catalog.get(dataset_name))
@@ -86,3 +92,13 @@ class OwnedOutputsHooks:
                 "Replacing '%s' at %s, saved by an earlier try of this DAG run",
                 dataset_name, redact_url(removed),
             )
+
+    @hook_impl
+    def after_dataset_saved(self) -> None:
+        if self._lease is not None:
+            self._lease.leave()
+
+    @hook_impl
+    def on_node_error(self) -> None:
+        if self._lease is not None:
+            self._lease.leave()

@@ -20,7 +20,6 @@ from fault_deployment import (
     GROUP,
     INFERENCE,
     MODEL_DATASET,
-    REGISTERED,
     SPLIT,
     TRAINING,
     WHERE,
@@ -134,34 +133,6 @@ def test_mlflow_down_while_logging_the_model_then_back(faulty):
     assert tries[-1].info.status == "FINISHED"
     assert {c.info.status for c in tries[:-1]} <= {"FAILED", "KILLED"}
     assert faulty.promoted_model_id(parent) == faulty.model_of_try(parent, tries[-1])
-    assert len(faulty.model_versions_on_s3(parent)) == 1
-
-
-def test_cleared_finished_run_reruns_cleanly(faulty):
-    """A successful run cleared as a whole: every task reruns (the model is saved again under
-    the run's version), the parent is reused, RUNNING while it reruns, and its final status and
-    promotion tags describe the rerun; the champion is the rerun's model."""
-    run_id = new_run_id("cleared")
-    faulty.airflow.trigger(TRAINING, run_id=run_id)
-    faulty.succeed(run_id)
-    (first,) = faulty.parents(run_id)
-    first_version = first.data.tags["promotion.model_version"]
-
-    faulty.airflow.clear_run(TRAINING, run_id)
-    faulty.airflow.wait_for_task(TRAINING, run_id, "kedro_run_start", {"success"})
-    (rerunning,) = faulty.parents(run_id)
-    assert rerunning.info.run_id == first.info.run_id
-    assert rerunning.info.status == "RUNNING"
-    assert not [k for k in rerunning.data.tags if k.startswith("promotion.")]
-    _, tasks = faulty.succeed(run_id)
-    assert try_number(tasks, FOREST_TRAIN) == 2
-    (parent,) = faulty.parents(run_id)
-    assert parent.data.tags["promotion.model_version"] != first_version
-    first_try, rerun = faulty.children(parent, FOREST_TRAIN)
-    assert faulty.promoted_model_id(parent) == faulty.model_of_try(parent, rerun)
-    if parent.data.tags["promotion.decision"] == "promoted":
-        champion = faulty.client.get_model_version_by_alias(REGISTERED, "champion")
-        assert champion.version == parent.data.tags["promotion.model_version"]
     assert len(faulty.model_versions_on_s3(parent)) == 1
 
 

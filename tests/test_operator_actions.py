@@ -179,6 +179,30 @@ def test_a_run_marked_failed_then_success_settles_the_parent_each_time(faulty, g
     assert "kedro.failed_nodes" not in parent.data.tags
 
 
+def test_the_whole_green_run_cleared_reruns_every_task_under_the_same_parent(faulty, green_run):
+    """The UI's Clear of a whole finished run: every task reruns (the model is saved again under
+    the run's version), the parent is reused, RUNNING while it reruns and without the earlier
+    attempt's verdict, and its final status and promotion tags describe the rerun."""
+    tries = try_number(faulty.airflow.task_instances(TRAINING, green_run), FOREST_TRAIN)
+    (first,) = faulty.parents(green_run)
+    first_version = first.data.tags["promotion.model_version"]
+    faulty.airflow.clear_run(TRAINING, green_run)
+    faulty.airflow.wait_for_task(TRAINING, green_run, "kedro_run_start", {"success"})
+    (rerunning,) = faulty.parents(green_run)
+    assert (rerunning.info.run_id, rerunning.info.status) == (first.info.run_id, "RUNNING")
+    assert not [k for k in rerunning.data.tags if k.startswith("promotion.")]
+    _, tasks = faulty.succeed(green_run)
+    assert try_number(tasks, FOREST_TRAIN) == tries + 1
+    (parent,) = faulty.parents(green_run)
+    assert parent.data.tags["promotion.model_version"] != first_version
+    rerun = faulty.children(parent, FOREST_TRAIN)[-1]
+    assert faulty.promoted_model_id(parent) == faulty.model_of_try(parent, rerun)
+    if parent.data.tags["promotion.decision"] == "promoted":
+        champion = faulty.client.get_model_version_by_alias(REGISTERED, "champion")
+        assert champion.version == parent.data.tags["promotion.model_version"]
+    assert len(faulty.model_versions_on_s3(parent)) == 1  # the run's one version, saved again
+
+
 def _retrain(faulty, run_id: str):
     """Clear the forest's training and what follows it; the settled parent afterwards."""
     cleared = faulty.airflow.clear_tasks(TRAINING, run_id, [FOREST_TRAIN], only_failed=False,

@@ -61,6 +61,8 @@ class SaveLease:
         self._guard.check(before=f"saving '{dataset_name}'")
         with self._lock:
             self._dataset = dataset_name
+            if self._heartbeat is None:  # the first save of this try: a local store needs the folder
+                self._fs.makedirs(self._folder, exist_ok=True)
             self._write()
         if self._heartbeat is None:
             self._heartbeat = threading.Thread(target=self._beat, name="akm-save-lease",

@@ -76,12 +76,56 @@ class ParentRunListener:
         _settler().request(dag_run.dag_id, dag_run.run_id, "failed", natural=msg in NATURAL_ENDS)
 
     @hookimpl
+    def on_starting(self, component: Any) -> None:
+        """An Airflow job starts (scheduler, dag-processor, triggerer: each with the metadata
+        DB): the intermediate-data key exists before any task can need it."""
+        if type(component).__name__ != "Job":  # a task process's start: nothing to do
+            return
+        try:
+            ensure_intermediate_key()
+        except Exception:
+            log.warning("Could not make sure the intermediate-data key exists; the first start "
+                        "task will generate it", exc_info=True)
+
+    @hookimpl
     def on_task_instance_success(self, task_instance: Any) -> None:
         _task_changed(task_instance)
 
     @hookimpl
     def on_task_instance_failed(self, task_instance: Any) -> None:
         _task_changed(task_instance)
+
+
+def ensure_intermediate_key() -> None:
+    """Create the Airflow Variable holding the key that authenticates intermediate data
+    (``runtime/intermediate_key.py``) if no key is configured, once per deployment.
+
+    Start tasks generate it otherwise, through the Task SDK, which can only overwrite: two first
+    start tasks at once (concurrent runs, a scheduled DAG beside a triggered one) could each sign
+    with their own. Here the database's unique key decides: one insert wins, the others fail
+    and change nothing, before any task runs."""
+    import secrets
+
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+    from sqlalchemy.exc import IntegrityError
+
+    from airflow_kedro_mlflow.runtime.intermediate_key import KEY_ENV, KEY_VARIABLE
+
+    if os.environ.get(KEY_ENV):
+        return
+    try:
+        with create_session() as session:
+            if session.scalar(select(Variable.id).where(Variable.key == KEY_VARIABLE)) is not None:
+                return
+            session.add(Variable(key=KEY_VARIABLE, val=secrets.token_urlsafe(32), description=(
+                "Authenticates the intermediate data of airflow-kedro-mlflow's DAG runs (HMAC "
+                "key), generated when Airflow started. Delete it to rotate; see the README.")))
+    except IntegrityError:
+        return  # another component created it meanwhile
+    log.info("Generated the key that authenticates intermediate data: Airflow Variable %s",
+             KEY_VARIABLE)
 
 
 def _task_changed(task_instance: Any) -> None:

@@ -217,3 +217,19 @@ def new_run_id(name: str) -> str:
 
 def try_number(tasks: list, task_id: str) -> int:
     return next(t["try_number"] for t in tasks if t["task_id"] == task_id)
+
+
+def hand_made_champion(client, accuracy: float) -> str:
+    """A registered version holding @champion whose run scored ``accuracy``: the model in
+    production before the run under test (a constant classifier)."""
+    import mlflow
+    import mlflow.sklearn
+    from sklearn.dummy import DummyClassifier
+
+    experiment = mlflow.set_experiment(TRAINING)  # made if no DAG run has tracked here yet
+    with mlflow.start_run(experiment_id=experiment.experiment_id, run_name="hand-made champion"):
+        mlflow.log_metric("random_forest.accuracy", accuracy)
+        info = mlflow.sklearn.log_model(DummyClassifier().fit([[0.0]], [0]), name="random_forest")
+    version = mlflow.register_model(info.model_uri, REGISTERED)
+    client.set_registered_model_alias(REGISTERED, "champion", version.version)
+    return str(version.version)

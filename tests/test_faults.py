@@ -24,6 +24,7 @@ from fault_deployment import (
     TRAINING,
     WHERE,
     WORSE,
+    hand_made_champion,
     new_run_id,
     try_number,
 )
@@ -179,6 +180,7 @@ def test_run_id_deleted_and_triggered_again_gets_its_own_parent(faulty):
 
 
 def test_unpromoted_model_starts_no_inference_run(faulty):
+    hand_made_champion(faulty.client, accuracy=0.8)  # whatever ran before on this deployment
     before = len(_inference_runs(faulty.airflow))
     run_id = new_run_id("worse")
     faulty.airflow.trigger(TRAINING, run_id=run_id, conf=WORSE)

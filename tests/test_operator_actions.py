@@ -17,6 +17,7 @@ from fault_deployment import (
     GROUP,
     REGISTERED,
     TRAINING,
+    hand_made_champion,
     new_run_id,
     try_number,
 )
@@ -143,7 +144,7 @@ def test_a_cleared_train_task_retrains_and_the_gate_decides_on_the_new_model(fau
     configured forest beats it and the alias moves to it; a depth-1 single tree does not, and
     the alias stays with the champion the run was judged against, never on the worse model."""
     client = faulty.client
-    champion = _hand_made_champion(client, accuracy=0.8)
+    champion = hand_made_champion(client, accuracy=0.8)
     params_file = faulty.project / "conf" / "base" / "parameters_model_training.yml"
     configured = params_file.read_text()
 
@@ -213,19 +214,3 @@ def _retrain(faulty, run_id: str):
     assert run["state"] == "success"
     _, parent = faulty.settled(run_id)
     return parent
-
-
-def _hand_made_champion(client, accuracy: float) -> str:
-    """A registered version holding @champion whose run scored ``accuracy``: the model in
-    production before the run under test (a constant classifier)."""
-    import mlflow
-    import mlflow.sklearn
-    from sklearn.dummy import DummyClassifier
-
-    experiment = client.get_experiment_by_name(TRAINING)
-    with mlflow.start_run(experiment_id=experiment.experiment_id, run_name="hand-made champion"):
-        mlflow.log_metric("random_forest.accuracy", accuracy)
-        info = mlflow.sklearn.log_model(DummyClassifier().fit([[0.0]], [0]), name="random_forest")
-    version = mlflow.register_model(info.model_uri, REGISTERED)
-    client.set_registered_model_alias(REGISTERED, "champion", version.version)
-    return str(version.version)

@@ -65,15 +65,20 @@ class ParentRunListener:
 
     @hookimpl
     def on_dag_run_running(self, dag_run: Any, msg: str) -> None:
-        _settler().request(dag_run.dag_id, dag_run.run_id, "running", natural=False)
+        if not _by_dag_test(dag_run):
+            _settler().request(dag_run.dag_id, dag_run.run_id, "running", natural=False)
 
     @hookimpl
     def on_dag_run_success(self, dag_run: Any, msg: str) -> None:
-        _settler().request(dag_run.dag_id, dag_run.run_id, "success", natural=msg in NATURAL_ENDS)
+        if not _by_dag_test(dag_run):
+            _settler().request(dag_run.dag_id, dag_run.run_id, "success",
+                               natural=msg in NATURAL_ENDS)
 
     @hookimpl
     def on_dag_run_failed(self, dag_run: Any, msg: str) -> None:
-        _settler().request(dag_run.dag_id, dag_run.run_id, "failed", natural=msg in NATURAL_ENDS)
+        if not _by_dag_test(dag_run):
+            _settler().request(dag_run.dag_id, dag_run.run_id, "failed",
+                               natural=msg in NATURAL_ENDS)
 
     @hookimpl
     def on_starting(self, component: Any) -> None:
@@ -133,7 +138,20 @@ def _task_changed(task_instance: Any) -> None:
     process calls them too, for every task it runs: those are left to the tasks themselves."""
     if type(task_instance).__module__ != "airflow.models.taskinstance":
         return
-    _settler().request(task_instance.dag_id, task_instance.run_id, None, natural=False)
+    try:
+        dag_run = task_instance.dag_run
+    except Exception:  # detached from its session: judge by the run's own state change
+        return
+    if not _by_dag_test(dag_run):
+        _settler().request(task_instance.dag_id, task_instance.run_id, None, natural=False)
+
+
+def _by_dag_test(dag_run: Any) -> bool:
+    """A run of ``dag.test()`` / ``airflow dags test``: its tasks run in this very process, its
+    end task settles the parent, and a thread of ours there would race the process's exit (and
+    the forks Airflow's other listeners make as it ends)."""
+    by = getattr(dag_run, "triggered_by", None)
+    return str(getattr(by, "value", by)) == "test"
 
 
 class _Settler:

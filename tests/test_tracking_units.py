@@ -12,9 +12,10 @@ from conftest import free_port
 from airflow_kedro_mlflow.runtime.mlflow_rest import RestTrackingClient, TrackingError, tracking_client
 
 
-def test_http_tracking_uri_gets_the_light_client_others_mlflows():
+def test_http_tracking_uri_gets_the_light_client_others_mlflows(tmp_path):
     assert isinstance(tracking_client("http://127.0.0.1:5000"), RestTrackingClient)
-    assert not isinstance(tracking_client("sqlite:///mlflow.db"), RestTrackingClient)
+    # a store in the test's folder: MLflow's client creates it (not in the working directory)
+    assert not isinstance(tracking_client(f"sqlite:///{tmp_path / 'mlflow.db'}"), RestTrackingClient)
 
 
 def test_unreachable_server_is_retried_then_named(monkeypatch):

@@ -32,6 +32,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from airflow.listeners import hookimpl
@@ -116,7 +117,11 @@ def ensure_intermediate_key() -> None:
     from sqlalchemy import select
     from sqlalchemy.exc import IntegrityError
 
-    from airflow_kedro_mlflow.runtime.intermediate_key import KEY_ENV, KEY_VARIABLE
+    from airflow_kedro_mlflow.runtime.intermediate_key import (
+        KEY_DESCRIPTION,
+        KEY_ENV,
+        KEY_VARIABLE,
+    )
 
     if os.environ.get(KEY_ENV):
         return
@@ -124,9 +129,8 @@ def ensure_intermediate_key() -> None:
         with create_session() as session:
             if session.scalar(select(Variable.id).where(Variable.key == KEY_VARIABLE)) is not None:
                 return
-            session.add(Variable(key=KEY_VARIABLE, val=secrets.token_urlsafe(32), description=(
-                "Authenticates the intermediate data of airflow-kedro-mlflow's DAG runs (HMAC "
-                "key), generated when Airflow started. Delete it to rotate; see the README.")))
+            session.add(Variable(key=KEY_VARIABLE, val=secrets.token_urlsafe(32),
+                                 description=KEY_DESCRIPTION))
     except IntegrityError:
         return  # another component created it meanwhile
     log.info("Generated the key that authenticates intermediate data: Airflow Variable %s",
@@ -216,7 +220,7 @@ class _DagRunSnapshot:
     task_states: dict[str, str | None]
     end_record: Any
 
-    @property
+    @cached_property  # the DAG file is read once per snapshot
     def outcome(self) -> dict[str, object] | None:
         """What the parent must say for this snapshot (``run_outcome``), as the end task
         records it; ``None`` if the DAG file cannot be read."""

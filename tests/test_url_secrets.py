@@ -251,3 +251,34 @@ def test_lineage_names_catalog_urls_without_credentials():
     assert [(d.namespace, d.name) for d in lineage.inputs] == [("https://host", "raw.csv")]
     assert [(d.namespace, d.name) for d in lineage.outputs] == [
         ("https://acct.blob.core.windows.net", "c/signed.csv")]
+
+
+def test_log_records_carry_masked_credentials_as_stars_wherever_they_go(monkeypatch):
+    """Airflow's LocalExecutor echoes task log lines to the scheduler's stdout unmasked: a record
+    of this process is redacted where it is made (message, arguments and traceback)."""
+    import logging
+
+    monkeypatch.setattr(credentials, "MASKED", set())
+    webhook = f"https://hooks.slack.com/services/T0/B0/{TOKEN}"
+    credentials.mask({"webhook_url": webhook})
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = seen.append  # type: ignore[method-assign]
+    logger = logging.getLogger("akm-test.redaction")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("posting to %s", webhook)
+        try:
+            raise ConnectionError(f"cannot reach {webhook}")
+        except ConnectionError:
+            logger.exception("notice failed")
+        logger.warning("nothing secret: %s", "hooks.slack.com")
+    finally:
+        logger.removeHandler(handler)
+    shown = [record.getMessage() for record in seen]
+    assert shown[0] == "posting to ***"
+    assert shown[1].startswith("notice failed\n") and "cannot reach ***" in shown[1]
+    assert seen[1].exc_info is None  # the traceback went into the redacted message
+    assert shown[2] == "nothing secret: hooks.slack.com" and seen[2].args == ("hooks.slack.com",)
+    assert TOKEN not in "".join(shown)

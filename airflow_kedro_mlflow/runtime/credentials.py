@@ -11,7 +11,9 @@ that names the entry and the file and key that referenced it, never a value.
 
 from __future__ import annotations
 
+import logging
 import re
+import traceback
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -92,11 +94,44 @@ def mask_url(url: str | None) -> None:
 def _mask_one(secret: str) -> None:
     if len(secret) >= 5:  # as Airflow's masker (min_length_masked_secret)
         MASKED.add(secret)
+        _redact_log_records()
     try:
         from airflow.sdk.log import mask_secret
     except ImportError:  # pragma: no cover - outside Airflow
         return
     mask_secret(secret)
+
+
+_record_factory_installed = False
+
+
+def _redact_log_records() -> None:
+    """From now on, every log record this process makes carries the masked secrets as ``***``.
+
+    Airflow masks a task's log file in the task's supervisor; but its LocalExecutor also echoes
+    every task log line to the scheduler's stdout (Airflow 3.3: the supervisor's
+    ``subprocess_logs_to_stdout``), and that copy is not masked. A record redacted where it is
+    made (Kedro's, a dataset's, the node's own, tracebacks too) is safe on every path."""
+    global _record_factory_installed
+    if _record_factory_installed:
+        return
+    _record_factory_installed = True
+    make_record = logging.getLogRecordFactory()
+
+    def redacted_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make_record(*args, **kwargs)
+        try:
+            message = record.getMessage()
+            if record.exc_info and record.exc_info[1] is not None:
+                message += "\n" + "".join(traceback.format_exception(*record.exc_info))
+        except Exception:  # a record that cannot format stays as it is
+            return record
+        shown = redact(message)
+        if shown != message:
+            record.msg, record.args, record.exc_info, record.exc_text = shown, None, None, None
+        return record
+
+    logging.setLogRecordFactory(redacted_record)
 
 
 class Credentials:

@@ -217,3 +217,95 @@ def where_project(root: Path, execution: dict, mlflow_url: str | None = None,
                                "tracking": {"experiment": {"name": experiment}}}
     return write_project(root, "where", WHERE_NODES, WHERE_REGISTRY, catalog=WHERE_CATALOG,
                          parameters={"count": 5}, extra_conf=extra)
+
+
+PLANTED_NODES = '''
+"""Nodes of a project whose configuration holds credentials in every place users put them."""
+
+
+def make_numbers(count: int) -> list[int]:
+    return list(range(count))
+
+
+def locate(numbers: list[int]) -> dict:
+    """Runs in the node runner (another virtualenv): what that process was started with."""
+    with open("/proc/self/environ", "rb") as handle:
+        started_with = handle.read().decode(errors="replace")
+    return {"total": sum(numbers), "environ": started_with}
+
+
+def notify(numbers: list[int]) -> str:
+    return f"{len(numbers)} numbers"
+'''
+
+PLANTED_DATASETS = '''
+"""A dataset that pretends to post a notice, and logs where it posts: what a careless custom
+dataset does. Airflow's secret masker must hide the URLs its credentials hold."""
+
+import logging
+
+from kedro.io import AbstractDataset
+
+
+class Notice(AbstractDataset):
+    def __init__(self, filepath: str, credentials: dict | None = None) -> None:
+        self._filepath = filepath
+        self._credentials = credentials or {}
+
+    def _describe(self) -> dict:
+        return {"filepath": self._filepath}
+
+    def load(self) -> str:
+        return ""
+
+    def save(self, data: str) -> None:
+        logging.getLogger(__name__).info(
+            "Posting %r to %s and %s", data, self._credentials["webhook_url"],
+            self._credentials["sas_url"])
+'''
+
+PLANTED_REGISTRY = '''
+from kedro.pipeline import Pipeline, node
+
+from {package}.nodes import locate, make_numbers, notify
+
+
+def register_pipelines():
+    planted = Pipeline([
+        node(make_numbers, "params:count", "numbers", name="make_numbers"),
+        node(locate, "numbers", "where", name="locate", tags=["isolated"]),
+        node(notify, "numbers", "notice", name="notify"),
+    ])
+    return {{"__default__": planted}}
+'''
+
+
+def planted_project(root: Path, python: str, mlflow_uri: str, planted: dict[str, str],
+                    package: str = "planted") -> Path:
+    """Credentials where users put them: user-info in the tracking URI (mlflow.yml) and in a
+    catalog path, a webhook URL and an Azure SAS URL in ``credentials.yml``; one node in the
+    virtualenv runner. ``planted``: ``mlflow_password``, ``catalog_token``, ``webhook``,
+    ``sas_signature``."""
+    catalog = {
+        "where": {"type": "json.JSONDataset", "filepath": "data/where.json"},
+        "notice": {"type": f"{package}.datasets.Notice", "credentials": "notify",
+                   "filepath": f"https://planted-user:{planted['catalog_token']}@127.0.0.1:9/"
+                               "notices/notice.json"},
+    }
+    scheme, _, server = mlflow_uri.partition("://")
+    extra = {
+        "airflow.yml": {"default": {"execution": {"isolated": {"mode": "virtualenv",
+                                                               "python": python}}}},
+        "mlflow.yml": {"server": {"mlflow_tracking_uri":
+                                  f"{scheme}://planted-user:{planted['mlflow_password']}@{server}"},
+                       "tracking": {"experiment": {"name": package}}},
+    }
+    project = write_project(root, package, PLANTED_NODES, PLANTED_REGISTRY, catalog=catalog,
+                            parameters={"count": 5}, extra_conf=extra)
+    (project / "src" / package / "datasets.py").write_text(textwrap.dedent(PLANTED_DATASETS))
+    (project / "conf" / "local" / "credentials.yml").write_text(yaml.safe_dump({"notify": {
+        "webhook_url": f"https://hooks.slack.com/services/T000/B000/{planted['webhook']}",
+        "sas_url": "https://account.blob.core.windows.net/notices?sv=2024-05-04&sp=w"
+                   f"&sig={planted['sas_signature']}",
+    }}))
+    return project

@@ -11,7 +11,7 @@ from datetime import datetime
 import pytest
 from airflow_cluster import AirflowCluster, airflow_cluster
 from conftest import copy_example, run_kedro, running_mlflow_server
-from kedro_projects import relay_project, where_project
+from kedro_projects import planted_project, relay_project, where_project
 from secret_scan import assert_nowhere, file_contents, mlflow_runs
 
 from airflow_kedro_mlflow.ids import storage_key
@@ -23,6 +23,14 @@ TRAINING = "wine_classifier_s3"
 INFERENCE = "wine_classifier__inference_s3"
 MINUTELY = "minutely"
 WHERE = "where"
+PLANTED = "planted"
+
+
+@pytest.fixture(scope="session")
+def planted_secrets() -> dict[str, str]:
+    """Credentials planted in the `planted` project's configuration (kedro_projects)."""
+    return {name: f"planted{name.replace('_', '')}{uuid.uuid4().hex}"
+            for name in ("mlflow_password", "catalog_token", "webhook", "sas_signature")}
 
 
 @pytest.fixture(scope="session")  # once per worker: never set up twice
@@ -38,10 +46,11 @@ def mlflow_server(tmp_path_factory, s3_server):
 
 
 @pytest.fixture(scope="session")  # once per worker: never set up twice
-def deployment(tmp_path_factory, s3_server, mlflow_server, node_python):
+def deployment(tmp_path_factory, s3_server, mlflow_server, node_python, planted_secrets):
     """The example in its `s3` env (training + inference DAGs), a small DAG scheduled every
-    minute and one whose middle node runs in another virtualenv, exported into one dags/
-    folder, plus the environment the workers get."""
+    minute, one whose middle node runs in another virtualenv and one with credentials planted
+    in its configuration, exported into one dags/ folder, plus the environment the workers
+    get."""
     root = tmp_path_factory.mktemp("deployment")
     key, secret = f"key{uuid.uuid4().hex}", f"secret{uuid.uuid4().hex}"
     s3_server.ensure_bucket(BUCKET, key, secret)
@@ -54,6 +63,8 @@ def deployment(tmp_path_factory, s3_server, mlflow_server, node_python):
     where = where_project(root / "examples", {"mode": "virtualenv", "python": str(node_python)},
                           mlflow_server, WHERE)
     run_kedro(where, "airflow", "export", "--target-dir", str(root / "dags"))
+    planted = planted_project(root / "examples", str(node_python), mlflow_server, planted_secrets)
+    run_kedro(planted, "airflow", "export", "--target-dir", str(root / "dags"))
     env = {"WINE_S3_KEY": key, "WINE_S3_SECRET": secret, "WINE_S3_ENDPOINT_URL": s3_server.url,
            "MLFLOW_TRACKING_URI": mlflow_server}
     return root, env
@@ -114,6 +125,13 @@ def _preload(root, env: dict, executor_env: dict) -> dict:
             "AIRFLOW__KEDRO_MLFLOW__PRELOAD_PROJECTS": str(root / "examples" / "wine_classifier")}
 
 
+def _lineage_events(root) -> dict[str, str]:
+    """OpenLineage's file transport, where the LocalExecutor deployment sends its events."""
+    return {"AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
+                {"type": "file", "log_file_path": str(root / "openlineage.jsonl"), "append": True}),
+            "AIRFLOW__OPENLINEAGE__NAMESPACE": "akm-deployment"}
+
+
 def _task_logs(airflow: AirflowCluster, dag_id: str, run_id: str) -> list[str]:
     folder = airflow.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}"
     return [path.read_text() for path in folder.rglob("*.log")]
@@ -123,7 +141,8 @@ def _task_logs(airflow: AirflowCluster, dag_id: str, run_id: str) -> list[str]:
 def local_airflow(deployment):
     root, env = deployment
     with airflow_cluster(root / "local", root / "dags", "LocalExecutor",
-                         extra_env=_preload(root, env, LOCAL_PRELOAD)) as airflow:
+                         extra_env={**_preload(root, env, LOCAL_PRELOAD),
+                                    **_lineage_events(root)}) as airflow:
         yield airflow
 
 
@@ -174,6 +193,51 @@ def test_a_node_routed_to_a_virtualenv_runs_there_in_the_dag_runs_mlflow_run(
     assert {c.info.status for c in children} == {"FINISHED"}
     (log,) = [text for text in _task_logs(local_airflow, WHERE, run_id) if "Node runner:" in text]
     assert str(node_python) in log
+
+
+def _rest_view_of_run(airflow: AirflowCluster, dag_id: str, run_id: str) -> dict[str, bytes]:
+    """What the REST API (and so the UI) serves of a run: every XCom value and extra link."""
+    found: dict[str, bytes] = {}
+    for task in airflow.task_instances(dag_id, run_id):
+        base = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task['task_id']}"
+        for entry in airflow.api("GET", f"{base}/xcomEntries")["xcom_entries"]:
+            value = airflow.api("GET", f"{base}/xcomEntries/{entry['key']}")
+            found[f"XCom {task['task_id']}.{entry['key']}"] = json.dumps(value).encode()
+        found[f"links of {task['task_id']}"] = json.dumps(airflow.api("GET", f"{base}/links")).encode()
+    return found
+
+
+def test_credentials_planted_in_the_configuration_appear_nowhere(
+        deployment, local_airflow, mlflow_server, planted_secrets):
+    """A tracking URI with user-info, a catalog path with user-info, a webhook URL and an
+    Azure SAS URL in credentials.yml: used by a run, kept by nothing Airflow or MLflow shows.
+    (A token in the tracking URI's query is checked where it can be: MLflow's client appends
+    its API paths to the URI, so no server is reachable through one; tests/test_url_secrets.)"""
+    root, _ = deployment
+    run_id = local_airflow.trigger(PLANTED)
+    run = local_airflow.wait(PLANTED, run_id)
+    tasks = local_airflow.task_instances(PLANTED, run_id)
+    assert run["state"] == "success", [(t["task_id"], t["state"]) for t in tasks]
+
+    rest = _rest_view_of_run(local_airflow, PLANTED, run_id)
+    database = local_airflow.dump_metadata_db()
+    lineage = (root / "openlineage.jsonl").read_bytes()
+    where = json.loads((root / "examples" / PLANTED / "data" / "where.json").read_text())
+    places = {**rest, "metadata DB": database, "lineage events": lineage,
+              "the virtualenv runner's environment": where["environ"].encode(),
+              **file_contents(local_airflow.home, root / "dags"),  # every log, the DAG files
+              **mlflow_runs(mlflow_server, PLANTED)}
+    # Each place holds what it should: the scan looks where the values would be.
+    (parent,) = _parents(mlflow_server, PLANTED, run_id)
+    assert parent.info.status == "FINISHED" and len(_children(mlflow_server, parent)) == 3
+    link = f"{mlflow_server}/#/experiments/{parent.info.experiment_id}/runs/".encode()
+    assert link in rest["XCom kedro_run_start.mlflow_run_url"]
+    assert b"https://127.0.0.1:9/notices/notice.json" in database  # the catalog path's Asset
+    assert f'"{PLANTED}.notify"'.encode() in lineage and run_id.encode() in database
+    assert "PATH=" in where["environ"]
+    notify_log = "".join(_task_logs(local_airflow, PLANTED, run_id))
+    assert "Posting '5 numbers' to ***" in notify_log  # what the dataset logged, masked
+    assert_nowhere(tuple(planted_secrets.values()), places)
 
 
 def test_three_concurrent_runs_keep_their_own_runs_data_and_models(

@@ -19,7 +19,8 @@ CORE = ["airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-p
         "airflow-triggerer"]
 AIRFLOW = [*CORE, "airflow-worker"]
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|KEY|TOKEN|FERNET", re.IGNORECASE)
-REFERENCE = re.compile(r"(?<!\$)\$\{(\w+)(:\?[^}]*)?\}")  # ${VAR} from .env; $${VAR} the container's
+# ${VAR} from .env (required with :?, or a setting with a :- default); $${VAR} the container's
+REFERENCE = re.compile(r"(?<!\$)\$\{(\w+)(:\?[^}]*)?(:-[^}]*)?\}")
 PLACEHOLDERS = {line.split("=", 1)[0]: line.split("=", 1)[1]
                 for line in (REPO / ".env.example").read_text().splitlines()
                 if line and not line.startswith("#")}
@@ -32,7 +33,7 @@ def _environment(service: dict) -> dict[str, str]:
 
 def test_stack_has_every_service_of_the_deployment():
     assert set(SERVICES) == {"preflight", "postgres", "redis", "minio", "minio-init", "mlflow",
-                             *AIRFLOW}
+                             "mlflow-init", *AIRFLOW}
     commands = {name: SERVICES[name].get("command") for name in AIRFLOW}
     assert commands["airflow-apiserver"] == "api-server"
     assert commands["airflow-scheduler"] == "scheduler"
@@ -48,7 +49,7 @@ def test_stack_has_every_service_of_the_deployment():
         env = _environment(SERVICES[name])
         assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
         assert "@postgres/" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
-    assert "postgres/mlflow" in _environment(SERVICES["mlflow"])["MLFLOW_BACKEND_STORE_URI"]
+    assert "@postgres/mlflow" in _environment(SERVICES["mlflow"])["MLFLOW_BACKEND_STORE_URI"]
 
 
 def test_workers_get_no_metadata_db_no_signing_secret_and_no_fernet_key():
@@ -90,13 +91,50 @@ def test_s3_root_credentials_reach_only_minio_and_scoped_keys_do_the_rest():
     assert "s3:*" not in json.dumps([workers, mlflow])
 
 
-def test_services_without_a_login_listen_on_loopback_only():
+def test_every_published_port_is_on_loopback_unless_the_env_file_says_otherwise():
     published = {name: service.get("ports", []) for name, service in SERVICES.items()}
-    assert published["mlflow"] == ["127.0.0.1:5000:5000"]
+    assert published["mlflow"] == ["127.0.0.1:${MLFLOW_PORT:-5000}:5000"]
     assert published["minio"] == ["127.0.0.1:9001:9001"]
-    assert published["airflow-apiserver"] == ["8080:8080"]  # Airflow's UI has its login
+    # The simple auth manager is for development: opening the UI is the operator's choice.
+    assert published["airflow-apiserver"] == ["${AIRFLOW_API_BIND:-127.0.0.1}:8080:8080"]
     assert {name for name, ports in published.items() if ports} == {
         "mlflow", "minio", "airflow-apiserver"}
+
+
+def test_mlflow_asks_for_a_login_and_keeps_to_its_own_database():
+    mlflow = SERVICES["mlflow"]
+    env = _environment(mlflow)
+    command = " ".join(mlflow["command"])
+    assert "--app-name basic-auth" in command
+    assert "--backend-store-uri" not in command  # read from MLFLOW_BACKEND_STORE_URI: not in ps
+    assert env["MLFLOW_BACKEND_STORE_URI"].startswith(
+        "postgresql+psycopg2://mlflow:${MLFLOW_DB_PASSWORD:?")
+    assert "POSTGRES_PASSWORD" not in yaml.safe_dump(mlflow)
+    init = (REPO / "docker" / "postgres-init.sh").read_text()
+    assert "REVOKE ALL ON DATABASE airflow FROM PUBLIC" in init
+    assert "NOSUPERUSER" in init and "\\getenv mlflow_password MLFLOW_DB_PASSWORD" in init
+    auth = (REPO / "docker" / "mlflow-auth.ini").read_text()
+    assert "default_permission = READ" in auth and "admin_password" not in auth
+    for name in AIRFLOW:  # workers and the scheduler's listener log in as the workers' user
+        env = _environment(SERVICES[name])
+        assert env["MLFLOW_TRACKING_USERNAME"].startswith("${MLFLOW_WORKERS_USER:?")
+        assert env["MLFLOW_TRACKING_PASSWORD"].startswith("${MLFLOW_WORKERS_PASSWORD:?")
+
+
+def test_workers_reach_only_what_they_need_and_nobody_writes_the_dags():
+    assert SERVICES["airflow-worker"]["networks"] == ["tasks"]
+    assert SERVICES["postgres"]["networks"] == ["metadata"]
+    for name in ("redis", "minio", "mlflow", "airflow-apiserver"):
+        assert "tasks" in SERVICES[name]["networks"], name
+    for name in [*AIRFLOW, "preflight"]:
+        for volume in SERVICES[name].get("volumes", []):
+            if volume.startswith("./"):
+                assert volume.endswith(":ro"), (name, volume)
+    scheduler = _environment(SERVICES["airflow-scheduler"])
+    assert scheduler["AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK"] == "true"
+    for name in AIRFLOW:  # one [api] secret_key: task logs readable through the api-server
+        assert _environment(SERVICES[name])["AIRFLOW__API__SECRET_KEY"].startswith(
+            "${AIRFLOW_API_SECRET_KEY:?")
 
 
 def test_images_are_pinned_and_built_with_airflows_constraints():
@@ -141,6 +179,7 @@ def test_services_wait_for_what_they_need_and_report_health():
         assert depends["mlflow"]["condition"] == "service_healthy"
         assert depends["minio-init"]["condition"] == "service_completed_successfully"
         assert depends["airflow-init"]["condition"] == "service_completed_successfully"
+        assert depends["mlflow-init"]["condition"] == "service_completed_successfully"
     assert SERVICES["mlflow"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert "mc mb" in " ".join(SERVICES["minio-init"]["command"])
 
@@ -163,8 +202,10 @@ def test_dags_and_project_are_mounted_side_by_side():
 def test_no_secret_is_written_inline_and_every_reference_is_required_and_documented():
     text = (REPO / "docker-compose.yaml").read_text()
     references = REFERENCE.findall(text)
-    assert {name for name, _ in references} <= set(PLACEHOLDERS)
-    assert all(required for _, required in references), "every ${VAR} is ${VAR:?...}"
+    assert {name for name, _, _ in references} <= set(PLACEHOLDERS)
+    for name, required, default in references:
+        assert required or default, f"${{{name}}} is required (:?) or has a default (:-)"
+        assert not (default and SECRET_NAME.search(name)), f"the secret {name} has a default"
     for name, service in SERVICES.items():
         for key, value in _environment(service).items():
             if SECRET_NAME.search(key):
@@ -174,7 +215,8 @@ def test_no_secret_is_written_inline_and_every_reference_is_required_and_documen
     assert ".env" in (REPO / ".gitignore").read_text().split()
     assert (REPO / "docker" / "Dockerfile").is_file()
     checked = SERVICES["preflight"]["command"]
-    secrets = {name for name in PLACEHOLDERS if name != "POSTGRES_USER"}
+    optional = {name for name, _, default in references if default}
+    secrets = {name for name in PLACEHOLDERS if name != "POSTGRES_USER"} - optional
     assert secrets <= set(checked)
 
 
@@ -200,6 +242,8 @@ def test_preflight_passes_real_values():
     ({k: v for k, v in GOOD.items() if k != "AIRFLOW_FERNET_KEY"}, "AIRFLOW_FERNET_KEY is not set"),
     ({**GOOD, "AIRFLOW_JWT_SECRET": "short"}, "AIRFLOW_JWT_SECRET is shorter than 16"),
     ({**GOOD, "S3_APP_ACCESS_KEY": GOOD["S3_ROOT_USER"]}, "must not be MinIO's root user"),
+    ({**GOOD, "MLFLOW_WORKERS_USER": GOOD["MLFLOW_ADMIN_USER"]}, "must not be MLflow's admin"),
+    ({**GOOD, "MLFLOW_DB_PASSWORD": "short"}, "MLFLOW_DB_PASSWORD is shorter than 16"),
 ])
 def test_preflight_refuses_placeholders_and_names_the_setting(values, message):
     done = _preflight(values)

@@ -17,8 +17,11 @@ if [[ ! -s "$PGDATA/PG_VERSION" ]]; then
   if [[ "$db" != postgres ]]; then
     psql -v ON_ERROR_STOP=1 --username "$user" --dbname postgres -c "CREATE DATABASE \"$db\""
   fi
-  for script in /docker-entrypoint-initdb.d/*.sql; do
-    [[ -e "$script" ]] && psql -v ON_ERROR_STOP=1 --username "$user" --dbname "$db" -f "$script"
+  for script in /docker-entrypoint-initdb.d/*; do
+    case "$script" in
+      *.sql) psql -v ON_ERROR_STOP=1 --username "$user" --dbname "$db" -f "$script" ;;
+      *.sh) POSTGRES_USER="$user" bash "$script" ;;
+    esac
   done
   pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
 fi

@@ -27,6 +27,28 @@ ALLOW_ALL = {"Version": "2012-10-17",
 lock = threading.Lock()
 
 
+# moto (5.2) checks some requests against action names of its own where AWS and MinIO check
+# the documented ones (ListObjectsV2 and HeadBucket need s3:ListBucket, HeadObject
+# s3:GetObject, CopyObject s3:PutObject, a batch delete s3:DeleteObject): a policy granting or
+# denying those grants or denies moto's too.
+MOTO_ALIASES = {
+    "s3:ListBucket": ["s3:ListObjects", "s3:ListObjectsV2", "s3:HeadBucket"],
+    "s3:GetObject": ["s3:HeadObject"],
+    "s3:PutObject": ["s3:CopyObject"],
+    "s3:DeleteObject": ["s3:DeleteObjects"],
+}
+
+
+def as_moto_policy(policy: dict) -> dict:
+    statements = []
+    for statement in policy["Statement"]:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [
+            statement["Action"]]
+        actions = [*actions, *(alias for action in actions for alias in MOTO_ALIASES.get(action, []))]
+        statements.append({**statement, "Action": actions})
+    return {**policy, "Statement": statements}
+
+
 def put_user(access_key: str, secret_key: str, policy: dict) -> None:
     """An IAM user named after its access key, with exactly that key and policy (replaced if
     the user exists, as a second `mc admin user add` does)."""
@@ -41,7 +63,7 @@ def put_user(access_key: str, secret_key: str, policy: dict) -> None:
         backend.access_keys.pop(key.physical_resource_id, None)
         key.access_key_id, key.secret_access_key = access_key, secret_key
         backend.access_keys[key.physical_resource_id] = key
-        backend.put_user_policy(access_key, "policy", json.dumps(policy))
+        backend.put_user_policy(access_key, "policy", json.dumps(as_moto_policy(policy)))
 
 
 class Admin(BaseHTTPRequestHandler):

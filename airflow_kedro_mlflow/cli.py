@@ -20,6 +20,7 @@ from typing import Any
 
 import click
 
+from airflow_kedro_mlflow.compat.kedro_airflow import airflow_group
 from airflow_kedro_mlflow.errors import AirflowKedroError
 
 PIPELINE_HELP = (
@@ -42,11 +43,7 @@ class _AirflowGroup(click.Group):
     """Our ``airflow`` group, extended with kedro-airflow's commands when it is installed."""
 
     def _foreign(self) -> click.Group | None:
-        try:
-            from kedro_airflow.plugin import airflow_commands
-        except Exception:
-            return None
-        return airflow_commands if isinstance(airflow_commands, click.Group) else None
+        return airflow_group()
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         foreign = self._foreign()
@@ -274,11 +271,8 @@ def format_report(exported: list[Any]) -> str:
 
 
 def _lend_commands_to_kedro_airflow() -> None:
-    try:
-        from kedro_airflow.plugin import airflow_commands as foreign
-    except Exception:
-        return
-    if isinstance(foreign, click.Group):
+    foreign = airflow_group()
+    if foreign is not None:
         for name, command in airflow_commands.commands.items():
             if name not in foreign.commands:
                 foreign.add_command(command)

@@ -20,6 +20,13 @@ from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError, Version
 
+from airflow_kedro_mlflow.compat.kedro import (
+    filepath_of,
+    filesystem_of,
+    protocol_of,
+    versioned_path,
+)
+
 log = logging.getLogger(__name__)
 
 
@@ -114,8 +121,8 @@ class MlflowArtifactDataset(AbstractDataset):
     def _saved_path(self) -> str:
         inner: Any = self._dataset
         if self._version is not None and hasattr(inner, "_get_versioned_path"):
-            return str(inner._get_versioned_path(inner.resolve_save_version()))
-        filepath = getattr(inner, "_filepath", None)
+            return str(versioned_path(inner, inner.resolve_save_version()))
+        filepath = filepath_of(inner)
         if filepath is None:
             raise DatasetError(
                 f"{type(inner).__name__} has no file path: MlflowArtifactDataset wraps file datasets"
@@ -126,11 +133,11 @@ class MlflowArtifactDataset(AbstractDataset):
         import mlflow
 
         path = self._saved_path()
-        protocol = getattr(self._dataset, "_protocol", "file")
+        protocol = protocol_of(self._dataset)
         if protocol in ("file", "local", None):
             mlflow.log_artifact(path, self._artifact_path)
             return
-        fs = getattr(self._dataset, "_fs")  # noqa: B009 - the wrapped fsspec dataset's
+        fs = filesystem_of(self._dataset)
         with tempfile.TemporaryDirectory() as scratch:
             local = Path(scratch) / PurePosixPath(path).name
             fs.get(path, str(local))

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_kedro_mlflow.compat.kedro import set_save_version, without_project_hooks
 from airflow_kedro_mlflow.errors import ConfigError, ExportError
 
 if TYPE_CHECKING:
@@ -96,12 +97,9 @@ def create_session(
             save_on_close=False,
         )
     if not with_hooks:
-        from kedro.framework.hooks import _create_hook_manager
-
-        session._hook_manager = _create_hook_manager()
+        without_project_hooks(session)
     if save_version is not None:
-        session.session_id = save_version
-        session._store["session_id"] = save_version
+        set_save_version(session, save_version)
     return session
 
 

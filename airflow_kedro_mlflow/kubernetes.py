@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow_kedro_mlflow.compat.kubernetes import deserialize
 from airflow_kedro_mlflow.errors import ConfigError
 from airflow_kedro_mlflow.node_runner import NodeInvocation
 from airflow_kedro_mlflow.runtime.intermediate_key import runner_environment
@@ -27,11 +28,8 @@ def pod_override(spec: dict[str, Any]) -> Any:
 
 
 def to_model(data: dict[str, Any], kind: str, where: str) -> Any:
-    from kubernetes.client import ApiClient
-
-    client = ApiClient()
-    model = client._ApiClient__deserialize(data, kind)
-    dropped = _dropped_key(data, client.sanitize_for_serialization(model))
+    model, kept = deserialize(data, kind)
+    dropped = _dropped_key(data, kept)
     if dropped:
         raise ConfigError(f"sets {where}.{dropped}, which is not a field of a Kubernetes {kind[2:]}")
     return model

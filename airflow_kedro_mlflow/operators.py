@@ -227,15 +227,12 @@ class KedroNodePodOperator(KedroNodeOperator):
 
     def _launch(self, context: Any, parent_run_id: str | None,
                 experiment_id: str | None) -> tuple[dict[str, Any], str]:
-        from airflow.sdk.bases.operator import ExecutorSafeguard
+        from airflow_kedro_mlflow.compat.airflow import executing_inside_task
 
         pod = self.pod_operator(context, parent_run_id, experiment_id)
         self._launcher = pod
-        token = ExecutorSafeguard.tracker.set(pod)  # run by this task, not "outside the runner"
-        try:
+        with executing_inside_task(pod):  # run by this task, not "outside the runner"
             result = pod.execute(context)  # raises when the pod fails
-        finally:
-            ExecutorSafeguard.tracker.reset(token)
         result = dict(result) if isinstance(result, dict) else {}
         result.setdefault("exit_code", 0)
         return result, f"a pod of image {self.image}"

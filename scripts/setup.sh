@@ -21,7 +21,7 @@ if [[ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]]; then
   # kedro-mlflow is optional: the tests run with and without it, so it goes beside the venv
   # (its dependencies are all in it already) and only the test runs that ask for it see it.
   rm -rf "$venv/extras/kedro-mlflow"
-  "$venv/bin/python" -m pip install --quiet --no-deps --target "$venv/extras/kedro-mlflow" "kedro-mlflow>=2,<3"
+  "$venv/bin/python" -m pip install --quiet --no-deps --target "$venv/extras/kedro-mlflow" "kedro-mlflow>=2,<2.1"
   # The cncf-kubernetes provider (the pod mode's tests) likewise: installed, Airflow initializes
   # it in every process (about 2 s each on a 2-core machine), so only those tests see it.
   rm -rf "$venv/extras/kubernetes"

@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
+from airflow_kedro_mlflow.compat.mlflow import active_runs
+
 FLUENT = "mlflow.tracking.fluent"
 
 
@@ -41,13 +43,13 @@ def activated(run: Any) -> Iterator[None]:
 
 
 def _push(fluent: ModuleType, run: Any) -> None:
-    fluent._active_run_stack.get().append(fluent.ActiveRun(_as_mlflow_run(run)))
+    active_runs(fluent).append(fluent.ActiveRun(_as_mlflow_run(run)))
 
 
 def _clear(fluent: ModuleType | None) -> None:
     """No active run any more, and no status written: what ``end_run`` does, minus the request."""
     if fluent is not None:
-        fluent._active_run_stack.get().clear()
+        active_runs(fluent).clear()
     os.environ.pop("MLFLOW_RUN_ID", None)
 
 

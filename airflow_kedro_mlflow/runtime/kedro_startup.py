@@ -11,8 +11,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
+
+from airflow_kedro_mlflow.compat.dynaconf import modules_using
+from airflow_kedro_mlflow.compat.kedro import wrap_memory_copy_mode
 
 _COPY_MODE_LIBRARIES = frozenset({"pandas", "numpy", "ibis"})
 PRELOADED_ENV = "AIRFLOW_KEDRO_MLFLOW_PRELOADED"
@@ -30,19 +33,16 @@ def infer_copy_mode_without_imports() -> None:
     answer is known (``assign`` for any other ``DataFrame`` type, else ``deepcopy``), and once
     one is, Kedro's own function decides as before.
     """
-    from kedro.io import memory_dataset
+    def without_imports(original: Callable[[Any], str]) -> Callable[[Any], str]:
+        @functools.wraps(original)
+        def infer_copy_mode(data: Any) -> str:
+            if _COPY_MODE_LIBRARIES.isdisjoint(sys.modules):
+                return "assign" if type(data).__name__ == "DataFrame" else "deepcopy"
+            return original(data)
 
-    original = getattr(memory_dataset, "_infer_copy_mode", None)
-    if original is None or hasattr(original, "__wrapped__"):
-        return  # another Kedro layout, or already in place
+        return infer_copy_mode
 
-    @functools.wraps(original)
-    def infer_copy_mode(data: Any) -> str:
-        if _COPY_MODE_LIBRARIES.isdisjoint(sys.modules):
-            return "assign" if type(data).__name__ == "DataFrame" else "deepcopy"
-        return original(data)
-
-    memory_dataset._infer_copy_mode = infer_copy_mode  # type: ignore[assignment]
+    wrap_memory_copy_mode(without_imports)  # False: another Kedro layout, or in place already
 
 
 class _FramesWithoutSource:
@@ -70,14 +70,9 @@ def settings_loaded_without_reading_source() -> Iterator[None]:
     are the same and no source is read. Only dynaconf's loader modules see the change, and only
     meanwhile.
     """
-    import importlib
     import inspect
 
-    modules = []
-    for name in _DYNACONF_INSPECTORS:
-        with contextlib.suppress(ImportError):
-            modules.append(importlib.import_module(name))
-    patched = [m for m in modules if getattr(m, "inspect", None) is inspect]
+    patched = modules_using(inspect)
     for module in patched:
         setattr(module, "inspect", _FramesWithoutSource(inspect))  # noqa: B010
     try:
@@ -86,5 +81,3 @@ def settings_loaded_without_reading_source() -> Iterator[None]:
         for module in patched:
             setattr(module, "inspect", inspect)  # noqa: B010
 
-
-_DYNACONF_INSPECTORS = ("dynaconf.loaders.py_loader", "dynaconf.utils.files")

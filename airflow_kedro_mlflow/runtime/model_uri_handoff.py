@@ -21,6 +21,12 @@ from typing import Any
 from kedro.framework.hooks import hook_impl
 from kedro.io import DatasetError
 
+from airflow_kedro_mlflow.compat.kedro_mlflow import (
+    last_saved_model_uri,
+    set_last_saved_model_uri,
+    tracks_logged_models,
+    user_defined_model_uri,
+)
 from airflow_kedro_mlflow.runtime.intermediate import (
     SIGNATURE_HEADER,
     TAG_LENGTH,
@@ -34,7 +40,7 @@ KIND = "model_uri"
 
 
 def _tracks_models(dataset: Any) -> bool:
-    return hasattr(dataset, "_last_saved_model_uri") and hasattr(dataset, "model_info")
+    return tracks_logged_models(dataset)
 
 
 class ModelUriHandoffHooks:
@@ -51,14 +57,14 @@ class ModelUriHandoffHooks:
             name, uri = read_handoff(self._store, path)
             dataset = catalog.get(name) if name in catalog else None
             if (dataset is not None and _tracks_models(dataset)
-                    and getattr(dataset, "_user_defined_model_uri", None) is None):
-                dataset._last_saved_model_uri = uri
+                    and user_defined_model_uri(dataset) is None):
+                set_last_saved_model_uri(dataset, uri)
                 log.info("Dataset '%s' loads the model logged upstream: %s", name, uri)
 
     @hook_impl
     def after_dataset_saved(self, dataset_name: str) -> None:
         dataset = self._catalog.get(dataset_name) if self._catalog is not None else None
-        uri = getattr(dataset, "_last_saved_model_uri", None) if _tracks_models(dataset) else None
+        uri = last_saved_model_uri(dataset) if _tracks_models(dataset) else None
         if not uri:
             return
         self._store.write_signed(self._store.path_for(dataset_name, SUFFIX), dataset_name, KIND,

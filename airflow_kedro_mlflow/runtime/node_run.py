@@ -19,6 +19,7 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
+from airflow_kedro_mlflow.compat.kedro import register_hooks
 from airflow_kedro_mlflow.kedro_project import create_session
 from airflow_kedro_mlflow.project_ref import KedroProject
 from airflow_kedro_mlflow.run_identity import RunIdentity
@@ -102,10 +103,10 @@ def run_node(
     crossing = task.intermediate_inputs + task.intermediate_outputs
     if crossing:
         log.info("Intermediate data for %s under %s", ", ".join(crossing), store.url)
-        session._hook_manager.register(IntermediateDataHooks(store, crossing))
-    session._hook_manager.register(ModelUriHandoffHooks(store))
+        register_hooks(session, IntermediateDataHooks(store, crossing))
+    register_hooks(session, ModelUriHandoffHooks(store))
     lease = SaveLease(store, run.task_id, run.try_number, guard)
-    session._hook_manager.register(OwnedOutputsHooks(guard, lease))
+    register_hooks(session, OwnedOutputsHooks(guard, lease))
     with contextlib.ExitStack() as stack:
         stack.callback(lease.close)
         if tracker is not None and parent_run_id:
@@ -118,11 +119,8 @@ def run_node(
                 if on_tracked is not None:
                     on_tracked(child.info.run_id, tracker.run_url(child))
             else:  # a grouped task: a child run per node, opened as Kedro starts the node
-                session._hook_manager.register(
-                    stack.enter_context(
-                        tracker.node_runs(parent_run_id, run, params, guard, experiment_id)
-                    )
-                )
+                register_hooks(session, stack.enter_context(
+                    tracker.node_runs(parent_run_id, run, params, guard, experiment_id)))
                 if on_tracked is not None and experiment_id:  # the task links to the parent
                     on_tracked(parent_run_id, tracker.settings.run_url(experiment_id, parent_run_id))
         elif tracker is not None:

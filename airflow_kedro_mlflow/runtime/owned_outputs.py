@@ -19,6 +19,14 @@ from typing import Any
 from kedro.framework.hooks import hook_impl
 from kedro.io import AbstractVersionedDataset, DatasetError
 
+from airflow_kedro_mlflow.compat.kedro import (
+    filesystem_of,
+    invalidate_cache,
+    path_exists,
+    version_of,
+    versioned_path,
+    wrapped_dataset,
+)
 from airflow_kedro_mlflow.runtime.save_lease import SaveLease
 from airflow_kedro_mlflow.runtime.try_guard import TryGuard
 from airflow_kedro_mlflow.urls import redact_url
@@ -27,11 +35,11 @@ log = logging.getLogger(__name__)
 
 
 def versioned_dataset(dataset: Any, depth: int = 3) -> AbstractVersionedDataset | None:
-    """The versioned dataset doing the saving: ``dataset`` itself or one it wraps (``_dataset``)."""
+    """The versioned dataset doing the saving: ``dataset`` itself or one it wraps."""
     while dataset is not None and depth >= 0:
-        if isinstance(dataset, AbstractVersionedDataset) and dataset._version is not None:
+        if isinstance(dataset, AbstractVersionedDataset) and version_of(dataset) is not None:
             return dataset
-        dataset, depth = getattr(dataset, "_dataset", None), depth - 1
+        dataset, depth = wrapped_dataset(dataset), depth - 1
     return None
 
 
@@ -47,11 +55,11 @@ def clear_own_version(name: str, dataset: Any) -> str | None:
     version = versioned.resolve_save_version()
     if version is None:
         return None
-    target = versioned._get_versioned_path(version)
-    if not versioned._exists_function(str(target)):
+    target = versioned_path(versioned, version)
+    if not path_exists(versioned, str(target)):
         return None
     folder = str(target.parent)
-    fs = getattr(versioned, "_fs", None)
+    fs = filesystem_of(versioned)
     if fs is None:
         raise DatasetError(
             f"dataset '{name}': {redact_url(str(target))} was saved by an earlier try of this DAG "
@@ -59,9 +67,7 @@ def clear_own_version(name: str, dataset: Any) -> str | None:
             f"{redact_url(folder)}"
         )
     fs.rm(folder, recursive=True)
-    invalidate = getattr(versioned, "_invalidate_cache", None)
-    if callable(invalidate):
-        invalidate()
+    invalidate_cache(versioned)
     return folder
 
 

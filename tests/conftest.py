@@ -329,6 +329,15 @@ def run_kedro(
     return result
 
 
+def load_exported_dag(dag_file: Path):
+    """The one DAG of an exported DAG file, parsed as Airflow parses it (no import errors)."""
+    from airflow_kedro_mlflow.dagbag import load_dagbag
+
+    bag = load_dagbag(dag_file)
+    assert bag.import_errors == {}, bag.import_errors
+    return next(iter(bag.dags.values()))
+
+
 def run_dag(
     dag_file: Path, dag_id: str, conf: dict | None = None, env: dict[str, str] | None = None
 ) -> DagRunResult:

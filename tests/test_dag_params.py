@@ -6,9 +6,8 @@ import json
 
 import pytest
 import yaml
-from conftest import EXAMPLE_PROJECT, REPO, run_dag, run_kedro
+from conftest import EXAMPLE_PROJECT, REPO, load_exported_dag, run_dag, run_kedro
 from kedro_projects import RELAY_PARAMETERS, relay_project
-from test_export_cli import _load
 
 from airflow_kedro_mlflow.errors import ConfigError
 from airflow_kedro_mlflow.run_conf import check_known, overrides
@@ -17,12 +16,12 @@ from airflow_kedro_mlflow.run_conf import check_known, overrides
 def _parameters(project) -> dict:
     merged: dict = {}
     for path in sorted((project / "conf" / "base").glob("parameters*.yml")):
-        merged.update(yaml.safe_load(path.read_text()))
+        merged.update(yaml.safeload_exported_dag(path.read_text()))
     return merged
 
 
 def test_exported_dag_offers_each_parameter_its_nodes_read_typed_with_its_value():
-    dag = _load(REPO / "dags" / "wine_classifier.py")  # the committed export of the example
+    dag = load_exported_dag(REPO / "dags" / "wine_classifier.py")  # the committed export of the example
     parameters = _parameters(EXAMPLE_PROJECT)
     assert sorted(dag.params) == ["data_processing", "logistic_regression", "random_forest"]
     for name in dag.params:
@@ -42,7 +41,7 @@ def _load_relay_params():
     with tempfile.TemporaryDirectory() as folder:
         project = relay_project(Path(folder))
         run_kedro(project, "airflow", "export", "--target-dir", str(Path(folder) / "dags"))
-        return _load(Path(folder) / "dags" / "relay.py").params
+        return load_exported_dag(Path(folder) / "dags" / "relay.py").params
 
 
 def test_conf_passes_only_what_it_changes_down_to_the_nested_key():

@@ -7,10 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import copy_example, run_kedro
+from conftest import copy_example, load_exported_dag, run_kedro
 from kedro_projects import RELAY_CATALOG, RELAY_NODES, relay_project, write_project
-
-from airflow_kedro_mlflow.dagbag import load_dagbag
 
 COLLIDING_REGISTRY = '''
 from kedro.pipeline import Pipeline, node
@@ -110,12 +108,6 @@ def test_kedro_airflow_create_still_works_beside_export(relay, tmp_path):
     assert list((tmp_path / "kedro_airflow_dags").glob("*.py"))
 
 
-def _load(dag_file: Path):
-    bag = load_dagbag(dag_file)
-    assert bag.import_errors == {}
-    return next(iter(bag.dags.values()))
-
-
 def test_airflow_yml_schedule_and_task_defaults_reach_the_dag(tmp_path):
     project = relay_project(tmp_path, package="scheduled", extra_conf={"airflow.yml": {
         "default": {"schedule": "*/5 * * * *", "start_date": [2026, 1, 1], "retries": 2,
@@ -124,7 +116,7 @@ def test_airflow_yml_schedule_and_task_defaults_reach_the_dag(tmp_path):
                     "queues": {"heavy": "gpu"}},
     }})
     run_kedro(project, "airflow", "export", "--target-dir", str(tmp_path / "dags"))
-    dag = _load(tmp_path / "dags" / "scheduled.py")
+    dag = load_exported_dag(tmp_path / "dags" / "scheduled.py")
     # the Task SDK's timetable (Airflow >= 3.2) has .expression, the older core one .summary
     assert (getattr(dag.timetable, "expression", None) or dag.timetable.summary) == "*/5 * * * *"
     assert dag.max_active_runs == 3 and not dag.catchup
@@ -145,7 +137,7 @@ def test_a_dag_can_be_scheduled_on_another_dags_asset(tmp_path):
         "default": {"schedule": ["kedro://wine_classifier/random_forest.model"]},
     }})
     run_kedro(project, "airflow", "export", "--target-dir", str(tmp_path / "dags"))
-    dag = _load(tmp_path / "dags" / "consumer.py")
+    dag = load_exported_dag(tmp_path / "dags" / "consumer.py")
     assert "kedro://wine_classifier/random_forest.model" in repr(dag.timetable.asset_condition)
 
 
@@ -219,7 +211,7 @@ def test_group_by_namespace_runs_a_namespace_per_task_with_a_doc_line_per_node(t
     project = copy_example(tmp_path / "wine_classifier")
     run_kedro(project, "airflow", "export", "--group-by", "namespace", "--target-dir",
               str(tmp_path / "dags"))
-    dag = _load(tmp_path / "dags" / "wine_classifier.py")
+    dag = load_exported_dag(tmp_path / "dags" / "wine_classifier.py")
     nodes = {t.task_id: t for t in dag.tasks if t.task_type == "KedroNodeOperator"}
     assert set(nodes) == {"data_processing", "random_forest", "logistic_regression"}
     assert nodes["random_forest"].node_names == (
@@ -287,7 +279,7 @@ def test_tags_export_only_the_tagged_nodes_and_name_inputs_nothing_produces(tmp_
     persisted = relay_project(tmp_path / "a", package="tagged", catalog=catalog)
     run_kedro(persisted, "airflow", "export", "--tags", "heavy", "--target-dir",
               str(tmp_path / "dags"))
-    dag = _load(tmp_path / "dags" / "tagged.py")
+    dag = load_exported_dag(tmp_path / "dags" / "tagged.py")
     assert {t.task_id for t in dag.tasks} == {"kedro_run_start", "summarize", "kedro_run_end"}
 
     in_memory = relay_project(tmp_path / "b", package="tagged_memory")  # evens, odds in memory
@@ -305,7 +297,7 @@ def test_params_override_airflow_yml_keys_and_unknown_ones_are_named(tmp_path):
     run_kedro(project, "airflow", "export", "--params",
               "retries=3,catchup=true,start_date=2026-01-01,tags=[nightly, ml],schedule=@daily",
               "--target-dir", str(tmp_path / "dags"))
-    dag = _load(tmp_path / "dags" / "overridden.py")
+    dag = load_exported_dag(tmp_path / "dags" / "overridden.py")
     assert dag.catchup is True and {"nightly", "ml"} <= set(dag.tags)
     assert dag.get_task("report").retries == 3
     result = run_kedro(project, "airflow", "export", "--params", "retriez=3",

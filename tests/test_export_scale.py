@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import run_kedro
-from test_export_cli import _load
+from conftest import load_exported_dag, run_kedro
 
 from benchmarks.synthetic import write_synthetic_project
 
@@ -11,7 +10,7 @@ from benchmarks.synthetic import write_synthetic_project
 def test_5000_node_pipeline_exports_edge_for_edge(tmp_path):
     project, shape = write_synthetic_project(tmp_path, nodes=5000)
     run_kedro(project, "airflow", "export", "--target-dir", str(tmp_path / "dags"))
-    dag = _load(tmp_path / "dags" / "synthetic.py")
+    dag = load_exported_dag(tmp_path / "dags" / "synthetic.py")
 
     nodes = {t.task_id for t in dag.tasks if t.task_type == "KedroNodeOperator"}
     assert nodes == shape.node_names() and len(nodes) == 5000

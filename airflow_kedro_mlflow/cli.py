@@ -21,7 +21,7 @@ from typing import Any
 import click
 
 from airflow_kedro_mlflow.compat.kedro_airflow import airflow_group
-from airflow_kedro_mlflow.errors import AirflowKedroError
+from airflow_kedro_mlflow.core.errors import AirflowKedroError
 
 PIPELINE_HELP = (
     "Pipeline to export; repeat, or separate by commas, for several (-p a,b). Default: __default__."
@@ -108,8 +108,8 @@ def export(
     verbose: bool,
 ) -> None:
     """Write one Airflow DAG file per Kedro pipeline, one task per node (or group of nodes)."""
-    from airflow_kedro_mlflow.config import parse_overrides
-    from airflow_kedro_mlflow.exporter import export_project, overlap_warnings
+    from airflow_kedro_mlflow.config.pipeline import parse_overrides
+    from airflow_kedro_mlflow.export.exporter import export_project, overlap_warnings
 
     names = _split(pipelines)
     if export_all and names:
@@ -188,7 +188,7 @@ def clean_intermediate(
     """
     from datetime import datetime
 
-    from airflow_kedro_mlflow.housekeeping import (
+    from airflow_kedro_mlflow.runtime.housekeeping import (
         parse_age,
         project_stores,
         removable,

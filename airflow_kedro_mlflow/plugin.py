@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from airflow_kedro_mlflow.listener import ParentRunListener
+from airflow_kedro_mlflow.runtime.listener import ParentRunListener
 
 
 class KedroMlflowPlugin(AirflowPlugin):

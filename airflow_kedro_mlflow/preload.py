@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 def preload(projects: list[str] | None = None) -> list[str]:
     """Import Kedro, this package's task runtime and the dependencies of ``projects`` (by
     default ``[kedro_mlflow] preload_projects``); returns what was preloaded."""
-    from airflow_kedro_mlflow.kedro_project import keep_root_logging
+    from airflow_kedro_mlflow.config.kedro_project import keep_root_logging
 
     os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
     preloaded, problems = [], []
@@ -96,7 +96,7 @@ def preload_project(root: Path) -> str:
     modules and configuration; returns its package name."""
     from kedro.framework.project import pipelines
 
-    from airflow_kedro_mlflow.kedro_project import bootstrap
+    from airflow_kedro_mlflow.config.kedro_project import bootstrap
 
     metadata = bootstrap(root.resolve())
     package = metadata.package_name
@@ -116,7 +116,7 @@ def preload_project(root: Path) -> str:
 
 def _catalog_imports(project_root: Path, conf_root: Path) -> set[str]:
     """Dataset types and MLflow flavors named by the project's catalogs, in every env."""
-    from airflow_kedro_mlflow.kedro_project import config_loader
+    from airflow_kedro_mlflow.config.kedro_project import config_loader
 
     names: set[str] = set()
     envs: list[str | None] = [p.name for p in conf_root.iterdir() if p.is_dir() and p.name != "base"]

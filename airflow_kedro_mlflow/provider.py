@@ -11,7 +11,7 @@ def get_provider_info() -> dict:
         "name": "Kedro + MLflow",
         "description": "Run Kedro pipelines as Airflow DAGs, one task per node, tracked as one MLflow run.",
         "versions": [__version__],
-        "extra-links": ["airflow_kedro_mlflow.links.MlflowRunLink"],
+        "extra-links": ["airflow_kedro_mlflow.operators.links.MlflowRunLink"],
         "config": {
             "kedro_mlflow": {
                 "description": "Settings of the workers that run the tasks of exported Kedro DAGs.",

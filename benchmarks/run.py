@@ -93,13 +93,14 @@ def export_rows(root: Path, rounds: int) -> list[Row]:
         import os, time
         from pathlib import Path
         os.chdir({str(project)!r})
-        from airflow_kedro_mlflow import compiler, config, renderer
-        from airflow_kedro_mlflow.kedro_project import bootstrap, create_session
+        from airflow_kedro_mlflow.config import catalog, pipeline as config
+        from airflow_kedro_mlflow.export import compiler, renderer
+        from airflow_kedro_mlflow.config.kedro_project import bootstrap, create_session
         bootstrap(Path.cwd())
         from kedro.framework.project import pipelines
         pipeline = pipelines["__default__"]  # the project's own code: not ours to time
         context = create_session(Path.cwd(), env=None, conf_source=None, with_hooks=False).load_context()
-        catalog = compiler.catalog_resolver(context.config_loader["catalog"])
+        catalog = catalog.catalog_resolver(context.config_loader["catalog"])
         settings = config.load_pipeline_settings(context.config_loader, Path("conf"), None, "__default__")
         start = time.perf_counter()
         manifest = compiler.compile_pipeline(pipeline, catalog=catalog, package_name="synthetic",
@@ -135,7 +136,7 @@ PARSE_PROBE = textwrap.dedent(
         except Exception:
             pass
     from airflow.serialization.serialized_objects import DagSerialization
-    from airflow_kedro_mlflow.dagbag import load_dagbag
+    from airflow_kedro_mlflow.export.dagbag import load_dagbag
     bag = load_dagbag(sys.argv[2])  # an empty folder: DagBag's own setup is not the file's cost
     import gc
     gc.freeze()  # as the DAG processor does before it forks: GC skips what the parent holds
@@ -156,7 +157,7 @@ def bare_twin(dag_file: Path) -> str:
     task), the same task ids and edges, none of this package."""
     probe = (
         "import sys, json\n"
-        "from airflow_kedro_mlflow.dagbag import load_dagbag\n"
+        "from airflow_kedro_mlflow.export.dagbag import load_dagbag\n"
         "bag = load_dagbag(sys.argv[1])\n"
         "dag = next(iter(bag.dags.values()))\n"
         "params = {k: dag.params.get_param(k) for k in dag.params}\n"

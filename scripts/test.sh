@@ -10,4 +10,5 @@ export KEDRO_DISABLE_TELEMETRY=true DO_NOT_TRACK=1
 cd "$repo"
 "$repo/.venv/bin/ruff" check airflow_kedro_mlflow tests benchmarks scripts examples
 "$repo/.venv/bin/mypy"
+"$repo/.venv/bin/lint-imports" --no-cache  # pyproject.toml: layers that only point down
 exec "$repo/.venv/bin/python" -m pytest -n "${AKM_TEST_WORKERS:-2}" --dist loadgroup "$@"

@@ -331,7 +331,7 @@ def run_kedro(
 
 def load_exported_dag(dag_file: Path):
     """The one DAG of an exported DAG file, parsed as Airflow parses it (no import errors)."""
-    from airflow_kedro_mlflow.dagbag import load_dagbag
+    from airflow_kedro_mlflow.export.dagbag import load_dagbag
 
     bag = load_dagbag(dag_file)
     assert bag.import_errors == {}, bag.import_errors

@@ -18,7 +18,7 @@ def main() -> None:
         import pod_stand_in
 
         pod_stand_in.install()
-    from airflow_kedro_mlflow.dagbag import load_dagbag
+    from airflow_kedro_mlflow.export.dagbag import load_dagbag
 
     bag = load_dagbag(Path(dag_file))
     if bag.import_errors:

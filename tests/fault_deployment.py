@@ -134,7 +134,7 @@ class Deployment:
         import os
         from datetime import UTC, datetime
 
-        from airflow_kedro_mlflow.run_identity import RunIdentity
+        from airflow_kedro_mlflow.core.run_identity import RunIdentity
         from airflow_kedro_mlflow.runtime.intermediate import IntermediateStore
 
         os.environ[INTERMEDIATE_KEY_ENV] = INTERMEDIATE_KEY

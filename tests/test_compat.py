@@ -105,7 +105,7 @@ def test_kedro_session_shims(tmp_path):
     out = _run(f"""
         from pathlib import Path
         from airflow_kedro_mlflow.compat.kedro import register_hooks
-        from airflow_kedro_mlflow.kedro_project import bootstrap, create_session
+        from airflow_kedro_mlflow.config.kedro_project import bootstrap, create_session
         bootstrap(Path({str(project)!r}))
         session = create_session(Path({str(project)!r}), env=None, conf_source=None,
                                  with_hooks=False, save_version="2026-v1")

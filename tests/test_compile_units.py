@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from kedro.pipeline import Pipeline, node, pipeline
 
-from airflow_kedro_mlflow.compiler import catalog_resolver, compile_pipeline
-from airflow_kedro_mlflow.errors import ExportError
+from airflow_kedro_mlflow.config.catalog import catalog_resolver
+from airflow_kedro_mlflow.core.errors import ExportError
+from airflow_kedro_mlflow.export.compiler import compile_pipeline
 
 
 def identity(x):

@@ -7,11 +7,11 @@ from datetime import timedelta
 
 import pytest
 
-from airflow_kedro_mlflow.config import Duration, settings_from_dict
-from airflow_kedro_mlflow.dagbag import load_dagbag
-from airflow_kedro_mlflow.errors import ConfigError
-from airflow_kedro_mlflow.manifest import Manifest, NodeSpec
-from airflow_kedro_mlflow.renderer import render_dag
+from airflow_kedro_mlflow.config.pipeline import Duration, settings_from_dict
+from airflow_kedro_mlflow.core.errors import ConfigError
+from airflow_kedro_mlflow.core.manifest import Manifest, NodeSpec
+from airflow_kedro_mlflow.export.dagbag import load_dagbag
+from airflow_kedro_mlflow.export.renderer import render_dag
 
 SOURCE = "conf/base/airflow.yml"
 PIPELINES = ["__default__", "training"]
@@ -134,7 +134,7 @@ MLFLOW_SOURCE = "conf/base/mlflow.yml"
 def _mlflow(config: dict):
     from pathlib import Path
 
-    from airflow_kedro_mlflow.mlflow_config import settings_from_dict as mlflow_settings
+    from airflow_kedro_mlflow.config.mlflow import settings_from_dict as mlflow_settings
 
     base = {"server": {"mlflow_tracking_uri": "http://127.0.0.1:5000"}}
     merged = {**base, **config}
@@ -184,7 +184,7 @@ def test_dict_params_are_logged_as_mlflow_yml_says(dict_params, logged):
 def test_a_relative_sqlite_stores_artifacts_live_in_the_project_not_the_workers_cwd():
     from pathlib import Path
 
-    from airflow_kedro_mlflow.mlflow_config import settings_from_dict as mlflow_settings
+    from airflow_kedro_mlflow.config.mlflow import settings_from_dict as mlflow_settings
 
     settings = mlflow_settings({"server": {"mlflow_tracking_uri": "sqlite:///mlflow.db"}},
                                project_path=Path("/project"), pipeline_name="__default__",

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from airflow_kedro_mlflow.connections import airflow_conn, register
-from airflow_kedro_mlflow.errors import ConfigError
+from airflow_kedro_mlflow.config.connections import airflow_conn, register
+from airflow_kedro_mlflow.core.errors import ConfigError
 
 
 @pytest.fixture

@@ -9,14 +9,14 @@ import yaml
 from conftest import EXAMPLE_PROJECT, REPO, load_exported_dag, run_dag, run_kedro
 from kedro_projects import RELAY_PARAMETERS, relay_project
 
-from airflow_kedro_mlflow.errors import ConfigError
-from airflow_kedro_mlflow.run_conf import check_known, overrides
+from airflow_kedro_mlflow.config.run_conf import check_known, overrides
+from airflow_kedro_mlflow.core.errors import ConfigError
 
 
 def _parameters(project) -> dict:
     merged: dict = {}
     for path in sorted((project / "conf" / "base").glob("parameters*.yml")):
-        merged.update(yaml.safeload_exported_dag(path.read_text()))
+        merged.update(yaml.safe_load(path.read_text()))
     return merged
 
 

@@ -106,8 +106,8 @@ def test_the_start_task_closes_only_parents_of_runs_airflow_ended_or_deleted(com
     from datetime import UTC, datetime
     from pathlib import Path
 
-    from airflow_kedro_mlflow.mlflow_config import settings_from_dict
-    from airflow_kedro_mlflow.run_identity import RunIdentity
+    from airflow_kedro_mlflow.config.mlflow import settings_from_dict
+    from airflow_kedro_mlflow.core.run_identity import RunIdentity
     from airflow_kedro_mlflow.runtime.tracking import Tracker
 
     settings = settings_from_dict({"server": {"mlflow_tracking_uri": "http://127.0.0.1:5000"}},

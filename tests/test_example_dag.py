@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from conftest import REPO, copy_example, run_dag, run_kedro
 
-from airflow_kedro_mlflow.dagbag import load_dagbag
+from airflow_kedro_mlflow.export.dagbag import load_dagbag
 
 COMMITTED_DAG = REPO / "dags" / "wine_classifier.py"
 NODE_TASKS = {

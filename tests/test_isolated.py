@@ -61,8 +61,8 @@ def test_virtualenv_node_runs_in_the_other_interpreter_in_one_mlflow_run(
 def test_a_failing_node_and_a_missing_interpreter_are_errors_naming_them(tmp_path, node_python):
     """What a virtualenv task raises (the launcher, without an Airflow run): the node's own
     error in the log it streams, then one naming node and interpreter."""
-    from airflow_kedro_mlflow.launch import NodeRunnerError, PythonLauncher, check_result
-    from airflow_kedro_mlflow.node_runner import NodeInvocation
+    from airflow_kedro_mlflow.runtime.invocation import NodeInvocation
+    from airflow_kedro_mlflow.runtime.launch import NodeRunnerError, PythonLauncher, check_result
 
     project = where_project(tmp_path, {"mode": "virtualenv", "python": str(node_python)})
     (project / "src" / "where" / "nodes.py").write_text(WHERE_NODES.replace(
@@ -89,7 +89,7 @@ def test_a_failing_node_and_a_missing_interpreter_are_errors_naming_them(tmp_pat
 def test_the_node_runner_runs_a_node_from_a_shell(tmp_path, node_python):
     """``python -m airflow_kedro_mlflow.node_runner`` with the identity of a DAG run: the node's
     versioned output is saved under that run's save version, in the other environment."""
-    from airflow_kedro_mlflow.run_identity import save_version_for
+    from airflow_kedro_mlflow.core.run_identity import save_version_for
 
     project = where_project(tmp_path, {"mode": "virtualenv", "python": str(node_python)})
     (project / "data" / "airflow_intermediate").mkdir(parents=True)
@@ -140,7 +140,7 @@ def test_pod_mode_dag_parses_without_kubernetes_and_its_pod_command_runs(
 
     probe = subprocess.run([sys.executable, "-c", f"""
 import sys
-from airflow_kedro_mlflow.dagbag import load_dagbag
+from airflow_kedro_mlflow.export.dagbag import load_dagbag
 bag = load_dagbag(__import__('pathlib').Path({str(dag_file)!r}))
 assert not bag.import_errors, bag.import_errors
 # Airflow's provider discovery reads the provider's info module; nothing else of it may load
@@ -181,7 +181,7 @@ def test_executor_and_pod_override_are_rendered_as_plain_data(workspace):
     assert "executor='KubernetesExecutor'" in source and "pod_override({'spec'" in source
 
     probe = subprocess.run([sys.executable, "-c", f"""
-from airflow_kedro_mlflow.dagbag import load_dagbag
+from airflow_kedro_mlflow.export.dagbag import load_dagbag
 bag = load_dagbag(__import__('pathlib').Path({str(workspace / "dags" / "where.py")!r}))
 assert not bag.import_errors, bag.import_errors
 locate, report = bag.dags["where"].get_task("locate"), bag.dags["where"].get_task("report")

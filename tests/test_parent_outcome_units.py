@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from airflow_kedro_mlflow.dag_file import read_exported_dag, step_states
-from airflow_kedro_mlflow.run_identity import RunIdentity
-from airflow_kedro_mlflow.run_outcome import ParentOutcome, expected_run_state, parent_outcome
+from airflow_kedro_mlflow.core.dag_file import read_exported_dag, step_states
+from airflow_kedro_mlflow.core.run_identity import RunIdentity
+from airflow_kedro_mlflow.core.run_outcome import ParentOutcome, expected_run_state, parent_outcome
 
 STEPS = {"kedro_run_start": "success", "a.train": "failed", "a.evaluate": "upstream_failed",
          "kedro_promote_model": "upstream_failed"}
@@ -76,7 +76,7 @@ def test_settling_a_parent_on_a_real_mlflow_store(tmp_path, monkeypatch):
     and the clear number; a finished outcome closes children left RUNNING."""
     from mlflow.tracking import MlflowClient
 
-    from airflow_kedro_mlflow.mlflow_config import settings_from_dict
+    from airflow_kedro_mlflow.config.mlflow import settings_from_dict
     from airflow_kedro_mlflow.runtime.tracking import Tracker
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -23,7 +23,7 @@ PROBE = textwrap.dedent(
     with open(nodes, "a") as source:  # a deploy of new project code, after the worker started
         source.write("\\nDEPLOYED_AFTER_PRELOAD = True\\n")
     from pathlib import Path
-    from airflow_kedro_mlflow.kedro_project import bootstrap
+    from airflow_kedro_mlflow.config.kedro_project import bootstrap
     from kedro.framework.project import pipelines
     bootstrap(Path(sys.argv[1]))  # what the task then does
     func = pipelines["__default__"].nodes[0].func

@@ -6,7 +6,7 @@ import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, RESOURCE_DOES_NOT_EXIST
 
-from airflow_kedro_mlflow.config import PromotionSettings
+from airflow_kedro_mlflow.config.pipeline import PromotionSettings
 from airflow_kedro_mlflow.runtime.promotion import _model_version
 
 

@@ -8,8 +8,8 @@ import pytest
 from kedro.io import DatasetError, Version
 from kedro_datasets.json import JSONDataset
 
-from airflow_kedro_mlflow.run_identity import RunIdentity
-from airflow_kedro_mlflow.runtime.credentials import is_locator
+from airflow_kedro_mlflow.config.credentials import is_locator
+from airflow_kedro_mlflow.core.run_identity import RunIdentity
 from airflow_kedro_mlflow.runtime.owned_outputs import clear_own_version
 from airflow_kedro_mlflow.runtime.tracking import TAG_CLEAR_NUMBER, TAG_RUN_STARTED, same_dag_run
 

@@ -3,8 +3,8 @@ names and an environment without Airflow's own secrets."""
 
 from __future__ import annotations
 
-from airflow_kedro_mlflow.environment import without_airflow_secrets
-from airflow_kedro_mlflow.launch import referenced_connections
+from airflow_kedro_mlflow.core.environment import without_airflow_secrets
+from airflow_kedro_mlflow.runtime.launch import referenced_connections
 
 
 def test_only_the_tasks_env_names_connections_and_comments_name_none(tmp_path):

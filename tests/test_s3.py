@@ -10,7 +10,7 @@ import yaml
 from conftest import AIRFLOW_HOME, copy_example, run_dag, run_kedro
 from secret_scan import assert_nowhere, file_contents, mlflow_runs
 
-from airflow_kedro_mlflow.ids import storage_key
+from airflow_kedro_mlflow.core.ids import storage_key
 
 pytestmark = pytest.mark.slow
 BUCKET = "wine-classifier"

@@ -8,7 +8,7 @@ import threading
 import time
 from datetime import UTC, datetime
 
-from airflow_kedro_mlflow.run_identity import RunIdentity
+from airflow_kedro_mlflow.core.run_identity import RunIdentity
 from airflow_kedro_mlflow.runtime import save_lease
 from airflow_kedro_mlflow.runtime.intermediate import IntermediateStore
 from airflow_kedro_mlflow.runtime.save_lease import SaveLease

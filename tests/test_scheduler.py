@@ -14,7 +14,7 @@ from conftest import copy_example, run_kedro, running_mlflow_server
 from kedro_projects import planted_project, relay_project, where_project
 from secret_scan import assert_nowhere, file_contents, mlflow_runs
 
-from airflow_kedro_mlflow.ids import storage_key
+from airflow_kedro_mlflow.core.ids import storage_key
 
 # One worker runs this module, on its one deployment (scripts/test.sh: --dist loadgroup)
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.xdist_group("deployments")]

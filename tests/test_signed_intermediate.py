@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from kedro.io import DatasetError
 
-from airflow_kedro_mlflow.run_identity import RunIdentity
-from airflow_kedro_mlflow.runtime import credentials, intermediate_key
+from airflow_kedro_mlflow.config import credentials
+from airflow_kedro_mlflow.core.run_identity import RunIdentity
+from airflow_kedro_mlflow.runtime import intermediate_key
 from airflow_kedro_mlflow.runtime.intermediate import (
     SIGNATURE_HEADER,
     TAG_LENGTH,
@@ -263,8 +264,8 @@ def test_the_node_runner_gets_the_runs_key_only_in_its_environment(tmp_path, mon
     """The launching task hands the runner the DAG run's key (never the deployment key, never on
     the command line); the runner takes it out of its environment and reads what a worker's task
     signed."""
-    from airflow_kedro_mlflow.launch import PythonLauncher
-    from airflow_kedro_mlflow.node_runner import NodeInvocation
+    from airflow_kedro_mlflow.runtime.invocation import NodeInvocation
+    from airflow_kedro_mlflow.runtime.launch import PythonLauncher
 
     seen = tmp_path / "seen"
     python = tmp_path / "python"  # stands in for the other environment's interpreter

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from airflow_kedro_mlflow.errors import AirflowKedroError, UnsafeRemovalError
-from airflow_kedro_mlflow.housekeeping import remove_run_folders, run_folders
-from airflow_kedro_mlflow.ids import storage_key
-from airflow_kedro_mlflow.removal import is_strictly_below
-from airflow_kedro_mlflow.run_identity import RunIdentity
+from airflow_kedro_mlflow.core.errors import AirflowKedroError, UnsafeRemovalError
+from airflow_kedro_mlflow.core.ids import storage_key
+from airflow_kedro_mlflow.core.removal import is_strictly_below
+from airflow_kedro_mlflow.core.run_identity import RunIdentity
 from airflow_kedro_mlflow.runtime import intermediate
+from airflow_kedro_mlflow.runtime.housekeeping import remove_run_folders, run_folders
 from airflow_kedro_mlflow.runtime.intermediate import IntermediateStore
 
 DAG = "wine_classifier"
@@ -153,7 +153,8 @@ def test_clean_up_refuses_a_listed_path_outside_a_run_folder_and_removes_nothing
 def test_clean_intermediate_command_refuses_with_one_line_naming_the_path(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    from airflow_kedro_mlflow import cli, housekeeping
+    from airflow_kedro_mlflow import cli
+    from airflow_kedro_mlflow.runtime import housekeeping
 
     old = _store(tmp_path, "old-run")
     _save(old, "features", 1)

@@ -15,17 +15,18 @@ from pathlib import Path
 import pytest
 from kedro.pipeline import Pipeline, node
 
-from airflow_kedro_mlflow.compiler import catalog_resolver, compile_pipeline
-from airflow_kedro_mlflow.config import settings_from_dict as airflow_settings
-from airflow_kedro_mlflow.dagbag import load_dagbag
-from airflow_kedro_mlflow.errors import ConfigError
-from airflow_kedro_mlflow.mlflow_config import settings_from_dict as mlflow_settings
-from airflow_kedro_mlflow.renderer import render_dag
-from airflow_kedro_mlflow.runtime import credentials
+from airflow_kedro_mlflow.config import credentials
+from airflow_kedro_mlflow.config.catalog import catalog_resolver
+from airflow_kedro_mlflow.config.mlflow import settings_from_dict as mlflow_settings
+from airflow_kedro_mlflow.config.pipeline import settings_from_dict as airflow_settings
+from airflow_kedro_mlflow.core.errors import ConfigError
+from airflow_kedro_mlflow.core.urls import redact_url, url_secrets
+from airflow_kedro_mlflow.export.compiler import compile_pipeline
+from airflow_kedro_mlflow.export.dagbag import load_dagbag
+from airflow_kedro_mlflow.export.renderer import render_dag
 from airflow_kedro_mlflow.runtime.lineage import node_lineage
 from airflow_kedro_mlflow.runtime.mlflow_env import point_mlflow_at
 from airflow_kedro_mlflow.runtime.mlflow_rest import RestTrackingClient, TrackingError
-from airflow_kedro_mlflow.urls import redact_url, url_secrets
 
 PASSWORD = "Pa55w0rd-in-uri"
 TOKEN = "t0ken-in-query"

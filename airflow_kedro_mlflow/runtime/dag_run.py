@@ -11,17 +11,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow_kedro_mlflow.errors import AirflowKedroError, ProjectOpenError
-from airflow_kedro_mlflow.kedro_project import (
+from airflow_kedro_mlflow.config.kedro_project import (
     config_loader,
     create_session,
     describe_sources,
     read_config,
 )
-from airflow_kedro_mlflow.project_ref import KedroProject
-from airflow_kedro_mlflow.run_conf import check_known
-from airflow_kedro_mlflow.run_identity import RunIdentity
-from airflow_kedro_mlflow.run_outcome import (
+from airflow_kedro_mlflow.config.project_ref import KedroProject
+from airflow_kedro_mlflow.config.run_conf import check_known
+from airflow_kedro_mlflow.core.errors import AirflowKedroError, ProjectOpenError
+from airflow_kedro_mlflow.core.run_identity import RunIdentity
+from airflow_kedro_mlflow.core.run_outcome import (
     OK_STATES,
     ParentOutcome,
     expected_run_state,
@@ -178,7 +178,7 @@ def finish_run(
                     ", ".join(unsuccessful), store.url)
     log.info("Intermediate data at %s is kept for %s (airflow.yml 'intermediate_retention') so "
              "that any task of this run can be cleared and rerun", store.url, retention)
-    from airflow_kedro_mlflow.housekeeping import prune_expired
+    from airflow_kedro_mlflow.runtime.housekeeping import prune_expired
 
     prune_expired(store, retention)
     return outcome, tracked

@@ -34,13 +34,13 @@ from typing import Any
 import fsspec
 from kedro.io import AbstractDataset, DatasetError
 
-from airflow_kedro_mlflow.config import PipelineSettings
-from airflow_kedro_mlflow.ids import START_TASK_ID, storage_key
-from airflow_kedro_mlflow.removal import check_strictly_below
-from airflow_kedro_mlflow.run_identity import RunIdentity
+from airflow_kedro_mlflow.config.pipeline import PipelineSettings
+from airflow_kedro_mlflow.core.ids import START_TASK_ID, storage_key
+from airflow_kedro_mlflow.core.removal import check_strictly_below
+from airflow_kedro_mlflow.core.run_identity import RunIdentity
+from airflow_kedro_mlflow.core.urls import redact_url
 from airflow_kedro_mlflow.runtime import intermediate_key
 from airflow_kedro_mlflow.runtime.intermediate_key import KEY_ENV, KEY_VARIABLE, encode_parts
-from airflow_kedro_mlflow.urls import redact_url
 
 END_RECORD = "_dag_run_end.json"
 SIGNATURE_HEADER = b"airflow-kedro-mlflow intermediate hmac-sha256 v1\n"

@@ -51,9 +51,9 @@ import secrets
 import time
 from typing import Any
 
-from airflow_kedro_mlflow.errors import AirflowKedroError
-from airflow_kedro_mlflow.ids import START_TASK_ID
-from airflow_kedro_mlflow.runtime.credentials import mask
+from airflow_kedro_mlflow.config.credentials import mask
+from airflow_kedro_mlflow.core.errors import AirflowKedroError
+from airflow_kedro_mlflow.core.ids import START_TASK_ID
 
 log = logging.getLogger(__name__)
 

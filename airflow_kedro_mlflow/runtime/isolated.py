@@ -20,8 +20,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from airflow_kedro_mlflow.node_runner import EXIT_ABANDONED, EXIT_FAILED, NodeInvocation
-from airflow_kedro_mlflow.runtime.credentials import redact
+from airflow_kedro_mlflow.config.credentials import redact
+from airflow_kedro_mlflow.runtime.invocation import EXIT_ABANDONED, EXIT_FAILED, NodeInvocation
 
 log = logging.getLogger("airflow_kedro_mlflow.node_runner")
 
@@ -86,8 +86,8 @@ def run_invocation(invocation: NodeInvocation) -> int:
 
 
 def _run(invocation: NodeInvocation, result: dict[str, Any]) -> None:
-    from airflow_kedro_mlflow.project_ref import KedroProject
-    from airflow_kedro_mlflow.run_identity import RunIdentity
+    from airflow_kedro_mlflow.config.project_ref import KedroProject
+    from airflow_kedro_mlflow.core.run_identity import RunIdentity
     from airflow_kedro_mlflow.runtime.intermediate_key import take_handed_over
     from airflow_kedro_mlflow.runtime.node_run import NodeTask, run_node
 
@@ -137,7 +137,7 @@ def _package_name(root: Path) -> str:
         with open(root / "pyproject.toml", "rb") as handle:
             return str(tomllib.load(handle)["tool"]["kedro"]["package_name"])
     except (OSError, KeyError, ValueError):
-        from airflow_kedro_mlflow.errors import ProjectNotFoundError
+        from airflow_kedro_mlflow.core.errors import ProjectNotFoundError
 
         raise ProjectNotFoundError(
             f"{root}: no Kedro project there (no [tool.kedro] package_name in pyproject.toml)"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from airflow_kedro_mlflow.urls import redact_url
+from airflow_kedro_mlflow.core.urls import redact_url
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def openlineage_enabled() -> bool:
 def node_lineage(pipeline: Any, node_names: tuple[str, ...], catalog_config: dict[str, Any],
                  package_name: str) -> NodeLineage:
     """The persisted catalog datasets that ``node_names`` of ``pipeline`` read and write."""
-    from airflow_kedro_mlflow.compiler import _dataset_spec, catalog_resolver
+    from airflow_kedro_mlflow.config.catalog import catalog_resolver, dataset_spec
 
     resolver = catalog_resolver(catalog_config)
     wanted = set(node_names)
@@ -55,7 +55,7 @@ def node_lineage(pipeline: Any, node_names: tuple[str, ...], catalog_config: dic
     def datasets(names: list[str]) -> tuple[LineageDataset, ...]:
         found = []
         for name in dict.fromkeys(names):  # in order, once each
-            uri = _dataset_spec(name, resolver).asset_uri(package_name)
+            uri = dataset_spec(name, resolver).asset_uri(package_name)
             if uri is not None:
                 found.append(LineageDataset.from_uri(uri))
         return tuple(found)

@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 from collections.abc import MutableMapping
 
-from airflow_kedro_mlflow.mlflow_config import MlflowSettings
-from airflow_kedro_mlflow.runtime.credentials import mask, mask_url
+from airflow_kedro_mlflow.config.credentials import mask, mask_url
+from airflow_kedro_mlflow.config.mlflow import MlflowSettings
 
 USERNAME_ENV = "MLFLOW_TRACKING_USERNAME"
 PASSWORD_ENV = "MLFLOW_TRACKING_PASSWORD"

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_kedro_mlflow.urls import redact_url, split_userinfo
+from airflow_kedro_mlflow.core.urls import redact_url, split_userinfo
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ from typing import Any
 from kedro.framework.hooks import hook_impl
 
 from airflow_kedro_mlflow.compat.kedro import register_hooks
-from airflow_kedro_mlflow.kedro_project import create_session
-from airflow_kedro_mlflow.project_ref import KedroProject
-from airflow_kedro_mlflow.run_identity import RunIdentity
+from airflow_kedro_mlflow.config.kedro_project import create_session
+from airflow_kedro_mlflow.config.project_ref import KedroProject
+from airflow_kedro_mlflow.core.run_identity import RunIdentity
 from airflow_kedro_mlflow.runtime.intermediate import IntermediateStore
 from airflow_kedro_mlflow.runtime.lineage import NodeLineage, node_lineage
 from airflow_kedro_mlflow.runtime.model_uri_handoff import ModelUriHandoffHooks

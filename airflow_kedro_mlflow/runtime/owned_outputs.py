@@ -27,9 +27,9 @@ from airflow_kedro_mlflow.compat.kedro import (
     versioned_path,
     wrapped_dataset,
 )
+from airflow_kedro_mlflow.core.urls import redact_url
 from airflow_kedro_mlflow.runtime.save_lease import SaveLease
 from airflow_kedro_mlflow.runtime.try_guard import TryGuard
-from airflow_kedro_mlflow.urls import redact_url
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Settle a DAG run's MLflow parent run from outside the DAG run: ``python -m`` this module.
 
-The parent-run listener (``airflow_kedro_mlflow.listener``) starts it from Airflow's scheduler or
+The parent-run listener (``airflow_kedro_mlflow.runtime.listener``) starts it from Airflow's scheduler or
 API server whenever a DAG run of an exported DAG changes state in a way its end task did not
 settle (a clear of only the failed tasks, a run or task marked by hand, an end task that never
 ran). It reads one JSON request on stdin: the DAG file, the DAG run (ids, dates, clear number,
@@ -24,12 +24,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from airflow_kedro_mlflow.dag_file import read_exported_dag, step_states
-from airflow_kedro_mlflow.errors import AirflowKedroError
-from airflow_kedro_mlflow.project_ref import KedroProject
-from airflow_kedro_mlflow.run_identity import RunIdentity
-from airflow_kedro_mlflow.run_outcome import parent_outcome
-from airflow_kedro_mlflow.runtime.credentials import Credentials
+from airflow_kedro_mlflow.config.credentials import Credentials
+from airflow_kedro_mlflow.config.project_ref import KedroProject
+from airflow_kedro_mlflow.core.dag_file import read_exported_dag, step_states
+from airflow_kedro_mlflow.core.errors import AirflowKedroError
+from airflow_kedro_mlflow.core.run_identity import RunIdentity
+from airflow_kedro_mlflow.core.run_outcome import parent_outcome
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,8 @@ class _CredentialsOnDemand(Credentials):
 
 def open_tracker(project: KedroProject) -> Any:
     """The project's MLflow tracker (``None``: tracking is off), opened as a task opens it."""
-    from airflow_kedro_mlflow import connections
-    from airflow_kedro_mlflow.kedro_project import bootstrap, conf_source_path, config_loader
+    from airflow_kedro_mlflow.config import connections
+    from airflow_kedro_mlflow.config.kedro_project import bootstrap, conf_source_path, config_loader
     from airflow_kedro_mlflow.runtime.kedro_startup import settings_loaded_without_reading_source
     from airflow_kedro_mlflow.runtime.tracking import Tracker
 
@@ -105,7 +105,7 @@ def main() -> int:
     try:
         result = settle(json.load(sys.stdin))
     except Exception as exc:  # reported by the listener, in the scheduler's log
-        from airflow_kedro_mlflow.runtime.credentials import redact
+        from airflow_kedro_mlflow.config.credentials import redact
 
         print(redact(f"{type(exc).__name__}: {exc}"), file=sys.stderr)
         return 1

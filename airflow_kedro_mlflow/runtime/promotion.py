@@ -16,10 +16,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_kedro_mlflow.config import PromotionSettings
-from airflow_kedro_mlflow.errors import ConfigError
-from airflow_kedro_mlflow.project_ref import KedroProject
-from airflow_kedro_mlflow.run_identity import RunIdentity
+from airflow_kedro_mlflow.config.pipeline import PromotionSettings
+from airflow_kedro_mlflow.config.project_ref import KedroProject
+from airflow_kedro_mlflow.core.errors import ConfigError
+from airflow_kedro_mlflow.core.run_identity import RunIdentity
 from airflow_kedro_mlflow.runtime.task_runtime import TaskRuntime
 from airflow_kedro_mlflow.runtime.tracking import TAG_NODE_RUN, TAG_PROMOTION_PREFIX, Tracker
 

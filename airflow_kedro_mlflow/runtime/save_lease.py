@@ -22,8 +22,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from airflow_kedro_mlflow.errors import AirflowKedroError
-from airflow_kedro_mlflow.ids import storage_key
+from airflow_kedro_mlflow.core.errors import AirflowKedroError
+from airflow_kedro_mlflow.core.ids import storage_key
 from airflow_kedro_mlflow.runtime.try_guard import TryGuard
 
 log = logging.getLogger(__name__)

@@ -15,12 +15,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from airflow_kedro_mlflow import connections
-from airflow_kedro_mlflow.config import PipelineSettings, load_pipeline_settings
-from airflow_kedro_mlflow.kedro_project import bootstrap, conf_source_path, config_loader
-from airflow_kedro_mlflow.project_ref import KedroProject
-from airflow_kedro_mlflow.run_identity import RunIdentity
-from airflow_kedro_mlflow.runtime.credentials import Credentials
+from airflow_kedro_mlflow.config import connections
+from airflow_kedro_mlflow.config.credentials import Credentials
+from airflow_kedro_mlflow.config.kedro_project import bootstrap, conf_source_path, config_loader
+from airflow_kedro_mlflow.config.pipeline import PipelineSettings, load_pipeline_settings
+from airflow_kedro_mlflow.config.project_ref import KedroProject
+from airflow_kedro_mlflow.core.run_identity import RunIdentity
 from airflow_kedro_mlflow.runtime.intermediate import IntermediateStore
 from airflow_kedro_mlflow.runtime.kedro_startup import (
     PRELOADED_ENV,

@@ -28,24 +28,24 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
-from airflow_kedro_mlflow.errors import ConfigError
-from airflow_kedro_mlflow.kedro_project import (
+from airflow_kedro_mlflow.config.credentials import Credentials
+from airflow_kedro_mlflow.config.kedro_project import (
     conf_source_path,
     config_loader,
     describe_sources,
     read_config,
 )
-from airflow_kedro_mlflow.mlflow_config import (
+from airflow_kedro_mlflow.config.mlflow import (
     CONFIG_KEY,
     CONFIG_PATTERNS,
     MlflowSettings,
     settings_from_dict,
 )
-from airflow_kedro_mlflow.project_ref import KedroProject
-from airflow_kedro_mlflow.run_identity import RunIdentity
-from airflow_kedro_mlflow.run_outcome import ParentOutcome
+from airflow_kedro_mlflow.config.project_ref import KedroProject
+from airflow_kedro_mlflow.core.errors import ConfigError
+from airflow_kedro_mlflow.core.run_identity import RunIdentity
+from airflow_kedro_mlflow.core.run_outcome import ParentOutcome
 from airflow_kedro_mlflow.runtime import active_run
-from airflow_kedro_mlflow.runtime.credentials import Credentials
 from airflow_kedro_mlflow.runtime.mlflow_env import point_mlflow_at
 from airflow_kedro_mlflow.runtime.mlflow_rest import Run, RunData, RunInfo, tracking_client
 from airflow_kedro_mlflow.runtime.try_guard import TryGuard

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 
-from airflow_kedro_mlflow.errors import AirflowKedroError
+from airflow_kedro_mlflow.core.errors import AirflowKedroError
 
 
 class TryAbandonedError(AirflowKedroError):

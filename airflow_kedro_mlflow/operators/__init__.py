@@ -15,10 +15,10 @@ from typing import Any
 
 from airflow.sdk import Asset, AssetAlias, BaseOperator
 
-from airflow_kedro_mlflow.ids import PROMOTE_TASK_ID, START_TASK_ID, champion_asset_uri
-from airflow_kedro_mlflow.links import RUN_URL_XCOM_KEY, MlflowRunLink
-from airflow_kedro_mlflow.project_ref import KedroProject
-from airflow_kedro_mlflow.run_outcome import OUTCOME_XCOM_KEY
+from airflow_kedro_mlflow.config.project_ref import KedroProject
+from airflow_kedro_mlflow.core.ids import PROMOTE_TASK_ID, START_TASK_ID, champion_asset_uri
+from airflow_kedro_mlflow.core.run_outcome import OUTCOME_XCOM_KEY
+from airflow_kedro_mlflow.operators.links import RUN_URL_XCOM_KEY, MlflowRunLink
 
 PARENT_XCOM_KEY = "mlflow_parent_run_id"
 EXPERIMENT_XCOM_KEY = "mlflow_experiment_id"
@@ -140,7 +140,7 @@ class KedroNodeOperator(_KedroProjectOperator):
                 ti.xcom_push(key=RUN_URL_XCOM_KEY, value=None)
 
     def _execute_isolated(self, context: Any) -> None:
-        from airflow_kedro_mlflow import launch
+        from airflow_kedro_mlflow.runtime import launch
 
         ti = context["ti"]
         parent_run_id = ti.xcom_pull(task_ids=START_TASK_ID, key=PARENT_XCOM_KEY)
@@ -157,7 +157,7 @@ class KedroNodeOperator(_KedroProjectOperator):
     def _launch(self, context: Any, parent_run_id: str | None,
                 experiment_id: str | None) -> tuple[dict[str, Any], str]:
         """Run the node runner in the other environment: (its result, where it ran)."""
-        from airflow_kedro_mlflow import launch
+        from airflow_kedro_mlflow.runtime import launch
 
         root = self.project.locate()
         self._invocation = launch.invocation_for(
@@ -217,8 +217,8 @@ class KedroNodePodOperator(KedroNodeOperator):
     def pod_operator(self, context: Any, parent_run_id: str | None = None,
                      experiment_id: str | None = None) -> Any:
         """The ``KubernetesPodOperator`` this try runs (built, not run)."""
-        from airflow_kedro_mlflow import launch
-        from airflow_kedro_mlflow.kubernetes import XCOM_RESULT_FILE, pod_operator
+        from airflow_kedro_mlflow.runtime import launch
+        from airflow_kedro_mlflow.runtime.pod import XCOM_RESULT_FILE, pod_operator
 
         self._invocation = launch.invocation_for(
             self, context, self.project_path, parent_run_id, experiment_id,
@@ -240,7 +240,7 @@ class KedroNodePodOperator(KedroNodeOperator):
 
 def _run_identity(context: Any) -> Any:
     """The DAG run and try a task runs for (imported here: parsing a DAG never needs it)."""
-    from airflow_kedro_mlflow.run_identity import RunIdentity
+    from airflow_kedro_mlflow.core.run_identity import RunIdentity
 
     return RunIdentity.from_context(context)
 
@@ -276,7 +276,7 @@ def _dag_run_state(ti: Any, dag_id: str) -> Any:
 def run_params(context: Any, dag: Any) -> dict[str, Any]:
     """What the DAG run's conf changes of the DAG's ``params``: the runtime parameters tasks
     pass to Kedro (like ``kedro run --params``), see ``run_conf``."""
-    from airflow_kedro_mlflow.run_conf import conf_of, overrides
+    from airflow_kedro_mlflow.config.run_conf import conf_of, overrides
 
     params: Any = getattr(dag, "params", None)
     defaults = {key: params.get_param(key).value for key in params} if params else {}
@@ -360,7 +360,7 @@ class KedroPromoteModelOperator(_KedroProjectOperator):
         return self.task_id
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from airflow_kedro_mlflow.config import PromotionSettings
+        from airflow_kedro_mlflow.config.pipeline import PromotionSettings
         from airflow_kedro_mlflow.runtime.promotion import promote_model
 
         ti = context["ti"]

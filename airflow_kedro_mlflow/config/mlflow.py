@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from airflow_kedro_mlflow.errors import ConfigError
-from airflow_kedro_mlflow.urls import redact_url, split_userinfo
+from airflow_kedro_mlflow.core.errors import ConfigError
+from airflow_kedro_mlflow.core.urls import redact_url, split_userinfo
 
 CONFIG_KEY = "mlflow"
 CONFIG_PATTERNS = ["mlflow*", "mlflow*/**", "**/mlflow*"]
@@ -74,7 +74,7 @@ def settings_from_dict(
         if not uri:
             return MlflowSettings(enabled=False, source=source)
         config = {}
-    from airflow_kedro_mlflow.mlflow_yml import validate
+    from airflow_kedro_mlflow.config.mlflow_yml import validate
 
     values = validate(config, source)
     server, tracking, ui = values["server"], values["tracking"], values["ui"]

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow_kedro_mlflow.errors import ConfigError
+from airflow_kedro_mlflow.core.errors import ConfigError
 
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|min|h|d|w)\s*$")
 _UNIT = {"m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -141,7 +141,7 @@ def remove_run_folders(targets: list[tuple[Any, RunFolder]]) -> None:
     empty name, as ``<dag>//`` on an object store, is the DAG's folder itself) stops the
     clean-up with ``UnsafeRemovalError`` naming it, with nothing removed.
     """
-    from airflow_kedro_mlflow.removal import check_strictly_below
+    from airflow_kedro_mlflow.core.removal import check_strictly_below
 
     for store, folder in targets:
         dag_folder = f"{store.root.rstrip('/')}/{folder.dag_folder}"
@@ -166,20 +166,19 @@ def project_stores(project_path: Path, pipeline_names: list[str] | None, env: st
     and each DAG's ``intermediate_retention``."""
     from kedro.framework.project import pipelines
 
-    from airflow_kedro_mlflow import connections
-    from airflow_kedro_mlflow.compiler import configured_dag_id
-    from airflow_kedro_mlflow.config import load_pipeline_settings
-    from airflow_kedro_mlflow.errors import ExportError
-    from airflow_kedro_mlflow.ids import storage_key
-    from airflow_kedro_mlflow.kedro_project import (
+    from airflow_kedro_mlflow.config import connections
+    from airflow_kedro_mlflow.config.credentials import Credentials
+    from airflow_kedro_mlflow.config.kedro_project import (
         bootstrap,
         check_env,
         conf_source_path,
         config_loader,
     )
-    from airflow_kedro_mlflow.project_ref import KedroProject
-    from airflow_kedro_mlflow.run_identity import RunIdentity
-    from airflow_kedro_mlflow.runtime.credentials import Credentials
+    from airflow_kedro_mlflow.config.pipeline import configured_dag_id, load_pipeline_settings
+    from airflow_kedro_mlflow.config.project_ref import KedroProject
+    from airflow_kedro_mlflow.core.errors import ExportError
+    from airflow_kedro_mlflow.core.ids import storage_key
+    from airflow_kedro_mlflow.core.run_identity import RunIdentity
     from airflow_kedro_mlflow.runtime.intermediate import IntermediateStore
 
     project_path = Path(project_path).resolve()

@@ -16,8 +16,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from airflow_kedro_mlflow.config import GROUP_BY_CHOICES
-from airflow_kedro_mlflow.errors import ConfigError
+from airflow_kedro_mlflow.core.errors import ConfigError
+
+GROUP_BY_CHOICES = ("memory", "namespace")
+"""How ``group_by`` may group nodes into tasks (null: a task per node)."""
 
 SCHEDULE_PRESETS = {
     "@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly",
@@ -241,7 +243,7 @@ class Execution(BaseModel):
             raise ValueError("has an 'executor_config.pod_override' that is not a mapping (a "
                              "Kubernetes pod: {spec: {containers: [{name: base, ...}]}})")
         if pod_override is not None and importlib.util.find_spec("kubernetes") is not None:
-            from airflow_kedro_mlflow.kubernetes import pod_override as to_pod
+            from airflow_kedro_mlflow.config.pod_spec import pod_override as to_pod
 
             try:  # at export already, where the Kubernetes client is there to say
                 to_pod(pod_override)

@@ -11,7 +11,7 @@ is empty, ``.`` or ``..`` is refused rather than interpreted.
 
 from __future__ import annotations
 
-from airflow_kedro_mlflow.errors import UnsafeRemovalError
+from airflow_kedro_mlflow.core.errors import UnsafeRemovalError
 
 _UNSAFE_SEGMENTS = ("", ".", "..")
 

@@ -18,10 +18,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from airflow_kedro_mlflow.environment import without_airflow_secrets
-from airflow_kedro_mlflow.errors import AirflowKedroError
-from airflow_kedro_mlflow.node_runner import EXIT_ABANDONED, NodeInvocation, read_result
+from airflow_kedro_mlflow.core.environment import without_airflow_secrets
+from airflow_kedro_mlflow.core.errors import AirflowKedroError
 from airflow_kedro_mlflow.runtime.intermediate_key import DEPLOYMENT_KEY_ENVS, runner_environment
+from airflow_kedro_mlflow.runtime.invocation import EXIT_ABANDONED, NodeInvocation, read_result
 
 _CONNECTION_REFERENCE = re.compile(r"\$\{\s*airflow_conn\s*:\s*([A-Za-z0-9_.-]+)")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_kedro_mlflow.compat.kedro import set_save_version, without_project_hooks
-from airflow_kedro_mlflow.errors import ConfigError, ExportError
+from airflow_kedro_mlflow.core.errors import ConfigError, ExportError
 
 if TYPE_CHECKING:
     from kedro.framework.session import KedroSession

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from airflow_kedro_mlflow.errors import ProjectNotFoundError
+from airflow_kedro_mlflow.core.errors import ProjectNotFoundError
 
 
 class KedroProject:

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from airflow_kedro_mlflow.compiler import CompiledPipeline, compile_project
-from airflow_kedro_mlflow.dagbag import load_dagbag
-from airflow_kedro_mlflow.errors import ExportError
-from airflow_kedro_mlflow.renderer import render_dag
+from airflow_kedro_mlflow.core.errors import ExportError
+from airflow_kedro_mlflow.export.compiler import CompiledPipeline, compile_project
+from airflow_kedro_mlflow.export.dagbag import load_dagbag
+from airflow_kedro_mlflow.export.renderer import render_dag
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from airflow_kedro_mlflow.errors import ConfigError
-from airflow_kedro_mlflow.kedro_project import describe_sources, read_config
+from airflow_kedro_mlflow.config.airflow_yml import KNOWN_KEYS, parse_block
+from airflow_kedro_mlflow.config.kedro_project import describe_sources, read_config
+from airflow_kedro_mlflow.core.errors import ConfigError
+from airflow_kedro_mlflow.core.ids import dag_id_for
 
 CONFIG_KEY = "airflow"
 CONFIG_PATTERNS = ["airflow*", "airflow/**"]
 DEFAULT_INTERMEDIATE_STORE = "data/airflow_intermediate"
 DEFAULT_INTERMEDIATE_RETENTION_SECONDS = 7 * 86400.0
-GROUP_BY_CHOICES = ("memory", "namespace")
 PROMOTION_DIRECTIONS = ("maximize", "minimize")
 EXECUTION_MODES = ("worker", "virtualenv", "kubernetes_pod")
 
@@ -322,7 +323,6 @@ def _parse(block: Any, origin: str, block_name: str) -> dict[str, Any]:
     """``airflow_yml.parse_block`` (typed models: pydantic), not even imported for no keys."""
     if isinstance(block, Mapping) and not block:
         return {}
-    from airflow_kedro_mlflow.airflow_yml import parse_block
 
     return parse_block(block, origin, block_name)
 
@@ -334,7 +334,6 @@ def _check_blocks(config: Mapping[str, Any], pipelines: list[str], source: str) 
         if key == "default" or key in pipelines:
             _parse(config[key] or {}, source, str(key))
             continue
-        from airflow_kedro_mlflow.airflow_yml import KNOWN_KEYS
 
         if key in KNOWN_KEYS:
             raise ConfigError(
@@ -410,3 +409,10 @@ def _dotted(overrides: Mapping[str, Any], effective: Mapping[str, Any]) -> dict[
         target[parts[-1]] = value
         result[head] = merged
     return result
+
+
+def configured_dag_id(
+    settings: PipelineSettings, package_name: str, pipeline_name: str
+) -> str:
+    """The DAG id of a pipeline: airflow.yml's ``dag_id`` or the derived one, plus the suffix."""
+    return (settings.dag_id or dag_id_for(package_name, pipeline_name)) + settings.dag_id_suffix

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from airflow_kedro_mlflow.errors import ConfigError
+from airflow_kedro_mlflow.core.errors import ConfigError
 
 
 def conf_of(dag_run: Any) -> dict[str, Any]:

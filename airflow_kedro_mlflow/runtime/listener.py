@@ -37,8 +37,8 @@ from typing import Any
 
 from airflow.listeners import hookimpl
 
-from airflow_kedro_mlflow.ids import END_TASK_ID, START_TASK_ID
-from airflow_kedro_mlflow.run_outcome import OUTCOME_XCOM_KEY
+from airflow_kedro_mlflow.core.ids import END_TASK_ID, START_TASK_ID
+from airflow_kedro_mlflow.core.run_outcome import OUTCOME_XCOM_KEY
 
 log = logging.getLogger(__name__)
 
@@ -224,8 +224,8 @@ class _DagRunSnapshot:
     def outcome(self) -> dict[str, object] | None:
         """What the parent must say for this snapshot (``run_outcome``), as the end task
         records it; ``None`` if the DAG file cannot be read."""
-        from airflow_kedro_mlflow.dag_file import read_exported_dag, step_states
-        from airflow_kedro_mlflow.run_outcome import parent_outcome
+        from airflow_kedro_mlflow.core.dag_file import read_exported_dag, step_states
+        from airflow_kedro_mlflow.core.run_outcome import parent_outcome
 
         exported = read_exported_dag(self.dag_file)
         if exported is None:
@@ -325,7 +325,7 @@ def settler_environment() -> dict[str, str]:
     """This process's environment without Airflow's own secrets: the settling process opens the
     project (its settings module runs) and needs MLflow's settings, not Airflow's database.
     Connections stay: ``mlflow.yml`` may name one (``${airflow_conn:...}``)."""
-    from airflow_kedro_mlflow.environment import without_airflow_secrets
+    from airflow_kedro_mlflow.core.environment import without_airflow_secrets
 
     return without_airflow_secrets(os.environ)
 

@@ -18,15 +18,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from airflow_kedro_mlflow.errors import ConfigError
-from airflow_kedro_mlflow.kedro_project import (
+from airflow_kedro_mlflow.config.kedro_project import (
     conf_source_path,
     config_loader,
     describe_sources,
     read_config,
 )
-from airflow_kedro_mlflow.project_ref import KedroProject
-from airflow_kedro_mlflow.urls import url_secrets
+from airflow_kedro_mlflow.config.project_ref import KedroProject
+from airflow_kedro_mlflow.core.errors import ConfigError
+from airflow_kedro_mlflow.core.urls import url_secrets
 
 CREDENTIALS_PATTERNS = ["credentials*", "credentials*/**", "**/credentials*"]
 

@@ -11,22 +11,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from airflow_kedro_mlflow import config as airflow_config
-from airflow_kedro_mlflow.errors import ExportError
-from airflow_kedro_mlflow.ids import MAX_ID_LENGTH, dag_id_for, sanitize_id_part, short_hash
-from airflow_kedro_mlflow.kedro_project import (
+from airflow_kedro_mlflow.config import pipeline as airflow_config
+from airflow_kedro_mlflow.config.catalog import catalog_resolver, dataset_spec
+from airflow_kedro_mlflow.config.kedro_project import (
     bootstrap,
     conf_source_path,
     create_session,
     read_config,
 )
-from airflow_kedro_mlflow.manifest import DatasetSpec, Manifest, NodeSpec, TaskSpec
-from airflow_kedro_mlflow.urls import redact_url
-
-MEMORY_DATASET_TYPES = {
-    "kedro.io.memory_dataset.MemoryDataset",
-    "kedro.io.shared_memory_dataset.SharedMemoryDataset",
-}
+from airflow_kedro_mlflow.core.errors import ExportError
+from airflow_kedro_mlflow.core.ids import MAX_ID_LENGTH, dag_id_for, sanitize_id_part, short_hash
+from airflow_kedro_mlflow.core.manifest import DatasetSpec, Manifest, NodeSpec, TaskSpec
 
 
 @dataclass(frozen=True)
@@ -91,19 +86,12 @@ def compile_project(
             project_name=metadata.project_name,
             pipeline_name=name,
             env=env,
-            dag_id=configured_dag_id(settings, metadata.package_name, name),
+            dag_id=airflow_config.configured_dag_id(settings, metadata.package_name, name),
             group_by=group_by or settings.group_by,
             parameters=parameters,
         )
         compiled.append(CompiledPipeline(manifest, settings))
     return compiled
-
-
-def configured_dag_id(
-    settings: airflow_config.PipelineSettings, package_name: str, pipeline_name: str
-) -> str:
-    """The DAG id of a pipeline: airflow.yml's ``dag_id`` or the derived one, plus the suffix."""
-    return (settings.dag_id or dag_id_for(package_name, pipeline_name)) + settings.dag_id_suffix
 
 
 def compile_pipeline(
@@ -140,7 +128,7 @@ def compile_pipeline(
             )
         )
     _check_unique_task_ids(nodes, pipeline_name)
-    datasets = {name: _dataset_spec(name, catalog) for name in sorted(pipeline.datasets())}
+    datasets = {name: dataset_spec(name, catalog) for name in sorted(pipeline.datasets())}
     _check_inputs_exist(nodes, datasets, pipeline_name)
     tasks = grouped_tasks(nodes, datasets, group_by, pipeline_name) if group_by else ()
     return Manifest(
@@ -311,49 +299,6 @@ def _check_unique_task_ids(nodes: list[NodeSpec] | list[TaskSpec], pipeline_name
                 f"nodes '{other}' and '{name}' of pipeline '{pipeline_name}' both map to "
                 f"Airflow task id '{node.full_task_id}': rename one of them"
             )
-
-
-def catalog_resolver(catalog_config: dict[str, Any]) -> Any:
-    """Kedro's resolver of catalog entries and dataset factories, with credentials left out."""
-    from kedro.io.catalog_config_resolver import CatalogConfigResolver
-
-    def without_credentials(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: without_credentials(v) for k, v in value.items() if k != "credentials"}
-        return value
-
-    return CatalogConfigResolver(config=without_credentials(dict(catalog_config)))
-
-
-def _dataset_spec(name: str, catalog: Any) -> DatasetSpec:
-    """What the catalog config says of ``name``: a parameter, persisted, or kept in memory."""
-    if name == "parameters" or name.startswith("params:"):
-        return DatasetSpec(name=name, kind="parameter")
-    declared = (
-        name in catalog.config
-        or catalog.match_dataset_pattern(name) is not None
-        or catalog.match_user_catch_all_pattern(name) is not None
-    )
-    if not declared:
-        return DatasetSpec(name=name, kind="memory")
-    from kedro.io.core import parse_dataset_definition
-
-    config: dict[str, Any] = catalog.resolve_pattern(name) or {}
-    dataset_class, _ = parse_dataset_definition(config)
-    dataset_type = f"{dataset_class.__module__}.{dataset_class.__qualname__}"
-    if dataset_type in MEMORY_DATASET_TYPES:
-        return DatasetSpec(name=name, kind="memory", type=dataset_type)
-    wrapped = config.get("dataset")
-    inner: dict[str, Any] = wrapped if isinstance(wrapped, dict) else {}
-    filepath = config.get("filepath") or config.get("path") or inner.get("filepath")
-    return DatasetSpec(
-        name=name,
-        kind="persisted",
-        type=dataset_type,
-        versioned=bool(config.get("versioned", False)),
-        # the manifest becomes DAG files, Asset URIs and lineage: never a URL's credentials
-        filepath=redact_url(str(filepath)) if filepath else None,
-    )
 
 
 def _qualified_name(func: Any) -> str:

@@ -12,10 +12,10 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 
 from airflow_kedro_mlflow import __version__
-from airflow_kedro_mlflow.config import CallableRef, Duration, NodeExecution, PipelineSettings
-from airflow_kedro_mlflow.ids import END_TASK_ID, PROMOTE_TASK_ID, START_TASK_ID
-from airflow_kedro_mlflow.manifest import Manifest, NodeSpec, TaskSpec
-from airflow_kedro_mlflow.urls import redact_url
+from airflow_kedro_mlflow.config.pipeline import CallableRef, Duration, NodeExecution, PipelineSettings
+from airflow_kedro_mlflow.core.ids import END_TASK_ID, PROMOTE_TASK_ID, START_TASK_ID
+from airflow_kedro_mlflow.core.manifest import Manifest, NodeSpec, TaskSpec
+from airflow_kedro_mlflow.core.urls import redact_url
 
 INDENT = "    "
 NODE_DOC_SEPARATOR = "\n\n"  # a grouped task's docs: one section per node

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from airflow_kedro_mlflow.ids import short_hash
+from airflow_kedro_mlflow.core.ids import short_hash
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from airflow_kedro_mlflow.ids import START_TASK_ID
+from airflow_kedro_mlflow.core.ids import START_TASK_ID
 
 _STEP_OPERATORS = {"KedroNodeOperator", "KedroNodePodOperator", "KedroRunStartOperator",
                    "KedroPromoteModelOperator"}

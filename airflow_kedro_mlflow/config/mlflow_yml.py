@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from airflow_kedro_mlflow.errors import ConfigError
+from airflow_kedro_mlflow.core.errors import ConfigError
 
 
 class _Block(BaseModel):

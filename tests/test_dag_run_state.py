@@ -9,7 +9,7 @@ from airflow.sdk.exceptions import AirflowRuntimeError
 from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 from task_sdk_comms import ExecutionApi, dag_test_comms, deployment_comms
 
-from airflow_kedro_mlflow.operators import _dag_run_state
+from airflow_kedro_mlflow.operators.base import dag_run_state
 
 DAG = "wine_classifier"
 RUNNING = "manual__2026-11-23T09:00:00+00:00"
@@ -23,7 +23,7 @@ def comms(request):
 
 
 def test_a_deleted_run_is_none_and_existing_runs_have_their_state(comms):
-    state = _dag_run_state(RuntimeTaskInstance, DAG)
+    state = dag_run_state(RuntimeTaskInstance, DAG)
     with comms(ExecutionApi(RUNS)):
         assert state("deleted-run") is None
         assert state(RUNNING) == "running"
@@ -33,14 +33,14 @@ def test_a_deleted_run_is_none_and_existing_runs_have_their_state(comms):
 def test_an_unreachable_api_whose_error_says_not_found_is_unknown(comms):
     api = ExecutionApi(RUNS, unreachable="[Errno -2] Name or service not known: host not found")
     with comms(api):
-        assert _dag_run_state(RuntimeTaskInstance, DAG)("deleted-run") == "unknown"
+        assert dag_run_state(RuntimeTaskInstance, DAG)("deleted-run") == "unknown"
     assert api.asked  # asked, and the answer was no answer
 
 
 def test_a_404_that_is_not_the_apis_not_found_is_unknown(comms):
     """A server or proxy without the route answers 404 too, with no word on the run."""
     with comms(ExecutionApi(RUNS, routes=False)):
-        assert _dag_run_state(RuntimeTaskInstance, DAG)("deleted-run") == "unknown"
+        assert dag_run_state(RuntimeTaskInstance, DAG)("deleted-run") == "unknown"
 
 
 class _FailingTi:
@@ -57,7 +57,7 @@ class _FailingTi:
     KeyError("Dag run not found"),
 ])
 def test_an_unrelated_error_whose_text_says_not_found_is_unknown(exc):
-    assert _dag_run_state(_FailingTi(exc), DAG)("deleted-run") == "unknown"
+    assert dag_run_state(_FailingTi(exc), DAG)("deleted-run") == "unknown"
 
 
 def test_the_sdk_asks_about_another_url_for_a_run_id_of_a_dot():
@@ -72,7 +72,7 @@ def test_the_sdk_asks_about_another_url_for_a_run_id_of_a_dot():
 def test_run_ids_that_do_not_reach_the_api_intact_are_unknown_and_not_asked(comms, run_id):
     api = ExecutionApi(RUNS)
     with comms(api):
-        assert _dag_run_state(RuntimeTaskInstance, DAG)(run_id) == "unknown"
+        assert dag_run_state(RuntimeTaskInstance, DAG)(run_id) == "unknown"
     assert api.asked == []
 
 
@@ -119,7 +119,7 @@ def test_the_start_task_closes_only_parents_of_runs_airflow_ended_or_deleted(com
     api = ExecutionApi({**RUNS, (DAG, "done"): "success", (DAG, "current"): "running"})
     current = RunIdentity(DAG, "current", datetime(2026, 11, 23, tzinfo=UTC))
     with comms(api):
-        tracker.close_stale_parents(current, _dag_run_state(RuntimeTaskInstance, DAG))
+        tracker.close_stale_parents(current, dag_run_state(RuntimeTaskInstance, DAG))
     assert client.terminated == {
         "parent-of-nightly-1": "FAILED",
         "parent-of-done": "FINISHED",

@@ -17,7 +17,8 @@ from typing import Any
 
 from airflow_kedro_mlflow.core.ids import START_TASK_ID
 
-_STEP_OPERATORS = {"KedroNodeOperator", "KedroNodePodOperator", "KedroRunStartOperator",
+_STEP_OPERATORS = {"KedroNodeOperator", "KedroNodeVirtualenvOperator", "KedroNodePodOperator",
+                   "KedroRunStartOperator",
                    "KedroPromoteModelOperator"}
 """The operators whose tasks are steps of a run (the end task is not: it closes the run)."""
 

@@ -39,9 +39,7 @@ def render_dag(
         *(["from airflow_kedro_mlflow.kubernetes import pod_override"]
           if _uses(manifest, settings, _has_pod_override) else []),
         "from airflow_kedro_mlflow.operators import (",
-        "    KedroNodeOperator,",
-        *(["    KedroNodePodOperator,"]
-          if _uses(manifest, settings, lambda spec: spec.mode == "kubernetes_pod") else []),
+        *(f"    {NODE_OPERATORS[mode]}," for mode in _modes(manifest, settings)),
         "    KedroProject,",
         *(["    KedroPromoteModelOperator,"] if settings.promotion else []),
         "    KedroRunEndOperator,",
@@ -164,8 +162,7 @@ def _render_node(manifest: Manifest, settings: PipelineSettings, node: TaskSpec)
     if outlets:
         args.append(f"outlets=[{', '.join(f'Asset({uri!r})' for uri in outlets)}]")
     args.append(f"doc_md={NODE_DOC_SEPARATOR.join(_node_doc(n) for n in node.nodes)!r}")
-    operator = ("KedroNodePodOperator" if execution and execution.mode == "kubernetes_pod"
-                else "KedroNodeOperator")
+    operator = NODE_OPERATORS[execution.mode if execution else "worker"]
     return [
         f"tasks[{node.full_task_id!r}] = {operator}(",
         *(f"{INDENT}{arg}," for arg in args),
@@ -182,6 +179,20 @@ def _execution_literal(key: str, value: object) -> str:
         items.append(f"'pod_override': pod_override({value['pod_override']!r})")
         return "{" + ", ".join(items) + "}"
     return repr(value)
+
+
+NODE_OPERATORS = {"worker": "KedroNodeOperator", "virtualenv": "KedroNodeVirtualenvOperator",
+                  "kubernetes_pod": "KedroNodePodOperator"}
+"""The operator class of each execution mode (``airflow.yml`` ``execution``)."""
+
+
+def _modes(manifest: Manifest, settings: PipelineSettings) -> list[str]:
+    """The execution modes of the DAG's node tasks, in the order of NODE_OPERATORS' names."""
+    used = set()
+    for task in manifest.tasks:
+        spec = settings.node_execution(task.tags)
+        used.add(spec.mode if spec is not None else "worker")
+    return sorted(used, key=lambda mode: NODE_OPERATORS[mode])
 
 
 def _has_pod_override(spec: NodeExecution) -> bool:

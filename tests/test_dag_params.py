@@ -16,7 +16,7 @@ from airflow_kedro_mlflow.run_conf import check_known, overrides
 def _parameters(project) -> dict:
     merged: dict = {}
     for path in sorted((project / "conf" / "base").glob("parameters*.yml")):
-        merged.update(yaml.safeload_exported_dag(path.read_text()))
+        merged.update(yaml.safe_load(path.read_text()))
     return merged
 
 

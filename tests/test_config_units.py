@@ -274,7 +274,14 @@ def test_execution_settings_route_node_tasks_by_their_first_configured_tag(tmp_p
     assert bag.import_errors == {}
     dag = bag.dags["pkg"]
     assert dag.get_task("old").python == "/opt/legacy/bin/python"
-    assert type(dag.get_task("old")).__name__ == "KedroNodeOperator"
+    assert type(dag.get_task("old")).__name__ == "KedroNodeVirtualenvOperator"
+    assert dag.get_task("old").isolated and not dag.get_task("plain").isolated
+    # a DAG file exported before the virtualenv mode had its own class still runs it there
+    from airflow_kedro_mlflow.operators import KedroNodeOperator
+
+    legacy = KedroNodeOperator(task_id="legacy", node_name="old", python="/opt/legacy/bin/python",
+                               project=dag.get_task("old").project)
+    assert legacy.isolated and legacy.python == "/opt/legacy/bin/python"
     train = dag.get_task("train")
     assert type(train).__name__ == "KedroNodePodOperator"
     assert (train.image, train.project_path, train.secrets) == ("reg/img:1", "/app", ("s3-creds",))

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from airflow_kedro_mlflow.core.durations import seconds
 from airflow_kedro_mlflow.core.errors import ConfigError
 
 GROUP_BY_CHOICES = ("memory", "namespace")
@@ -25,8 +26,6 @@ SCHEDULE_PRESETS = {
     "@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly",
     "@annually", "@midnight",
 }
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$")
-_UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 _AIRFLOW_ID = re.compile(r"^[A-Za-z0-9_.-]*$")
 _IMPORT_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 
@@ -76,11 +75,9 @@ def _duration(default_unit: str) -> Callable[[Any], float]:
     """Seconds from a number (in ``default_unit``) or a string with a unit: 30s, 5m, 1h, 2d."""
 
     def parse(value: Any) -> float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
-            return float(value) * _UNIT_SECONDS[default_unit]
-        if isinstance(value, str) and (match := _DURATION.match(value)):
-            number, unit = match.groups()
-            return float(number) * _UNIT_SECONDS[unit or default_unit]
+        found = seconds(value, default_unit)
+        if found is not None:
+            return found
         unit_name = {"m": "minutes", "s": "seconds", "d": "days"}[default_unit]
         raise ValueError(
             f"must be {unit_name} (a number) or a duration such as '30s', '5m', '1h'; got {value!r}"

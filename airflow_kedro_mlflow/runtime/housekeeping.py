@@ -14,25 +14,21 @@ newest object).
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from airflow_kedro_mlflow.core.durations import seconds
 from airflow_kedro_mlflow.core.errors import ConfigError
-
-_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|min|h|d|w)\s*$")
-_UNIT = {"m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def parse_age(text: str) -> timedelta:
-    """``30m``, ``12h``, ``7d``, ``2w``."""
-    match = _AGE.match(text)
-    if not match:
+    """``30m``, ``12h``, ``7d``, ``2w`` (a unit is required)."""
+    found = seconds(text)
+    if found is None:
         raise ConfigError(f"--older-than {text!r}: use a number and a unit, e.g. 12h, 7d, 2w")
-    number, unit = match.groups()
-    return timedelta(seconds=float(number) * _UNIT[unit])
+    return timedelta(seconds=found)
 
 
 @dataclass(frozen=True)

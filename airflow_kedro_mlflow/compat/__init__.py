@@ -11,12 +11,12 @@ Modules import their dependency lazily where it is optional or heavy.
 """
 
 CHECKED = {
-    "kedro": "1.6.0",
-    "kedro-mlflow": "2.0.3",
-    "mlflow": "3.17.2",
-    "apache-airflow-task-sdk": "1.3.2 (Airflow 3.3.2)",
-    "kubernetes": "36.0.3",
-    "kedro-airflow": "0.11.0",
-    "dynaconf": "3.3.5",
+    "kedro": ("1.6.0",),
+    "kedro-mlflow": ("2.0.3",),
+    "mlflow": ("3.17.2",),
+    "apache-airflow-task-sdk": ("1.3.2",),  # Airflow 3.3.2
+    "kubernetes": ("36.0.3",),
+    "kedro-airflow": ("0.10.0", "0.11.0"),  # pip's resolver installs either in a fresh venv
+    "dynaconf": ("3.3.5",),
 }
-"""The versions every shim was read against and tested with (the test environment's)."""
+"""The versions every shim was read against and tested with (the test environments')."""

@@ -246,6 +246,12 @@ def _table(rows: Sequence[tuple[str, ...]]) -> str:
     )
 
 
+def airflow_task_count(compiled: Any) -> int:
+    """The tasks of the DAG as Airflow shows them: the node tasks, the start and end tasks and
+    the promotion gate if there is one."""
+    return len(compiled.manifest.tasks) + 2 + (1 if compiled.settings.promotion else 0)
+
+
 def format_report(exported: list[Any]) -> str:
     """A table of the DAGs written, then each DAG's tasks and their upstream tasks."""
     rows = [("DAG", "file", "tasks", "edges", "status")]
@@ -255,7 +261,7 @@ def format_report(exported: list[Any]) -> str:
             (
                 manifest.dag_id,
                 str(item.path),
-                str(len(manifest.tasks)),
+                str(airflow_task_count(item.compiled)),
                 str(len(manifest.edges())),
                 "written" if item.changed else "unchanged",
             )

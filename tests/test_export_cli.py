@@ -253,6 +253,7 @@ def test_output_is_the_result_alone_and_check_says_what_it_checked(relay, tmp_pa
     # Kedro's CLI logs which logging config it uses before any command runs; nothing else
     output = re.split(r"as logging\s+configuration\.[ ]*\n", result.stdout + result.stderr)[-1]
     assert output.splitlines()[0].split() == ["DAG", "file", "tasks", "edges", "status"], output
+    assert output.splitlines()[1].split()[2] == "6", output  # as Airflow counts them, below too
     assert "Checked: Airflow's DagBag imports every DAG file with no error: relay_cli (6 tasks)." \
         in result.stdout
     assert "Kedro project" not in output and "INFO" not in output.upper()  # no log lines

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from airflow.sdk import Asset, AssetAlias
@@ -33,14 +34,21 @@ class KedroRunStartOperator(KedroProjectOperator):
         from airflow_kedro_mlflow.runtime.dag_run import start_run
 
         run = run_identity(context)
-        tracked = start_run(
-            self.project, run, run_params(context, self.dag),
-            dag_run_state(context["ti"], run.dag_id),
-            gate_reruns=self._gate_reruns(context["ti"], run),
-        )
+        ti = context["ti"]
+        try:
+            tracked = start_run(
+                self.project, run, run_params(context, self.dag),
+                dag_run_state(ti, run.dag_id),
+                gate_reruns=self._gate_reruns(ti, run),
+            )
+        except Exception:
+            # the task's "MLflow run" link then reads "no run": not a missing XCom, which
+            # Airflow logs as an error line after the task's own, clear one
+            with contextlib.suppress(Exception):
+                ti.xcom_push(key=RUN_URL_XCOM_KEY, value=None)
+            raise
         # Pushed untracked too (as None): the other tasks then read "no run", not a missing XCom,
         # which Airflow logs as an error in every task.
-        ti = context["ti"]
         ti.xcom_push(key=PARENT_XCOM_KEY, value=tracked.run_id if tracked else None)
         ti.xcom_push(key=EXPERIMENT_XCOM_KEY, value=tracked.experiment_id if tracked else None)
         ti.xcom_push(key=RUN_URL_XCOM_KEY, value=tracked.url if tracked else None)

@@ -91,7 +91,7 @@ def run_node(
         "', '".join(task.node_names),
         project.pipeline,
         project_path,
-        project.env or "default",
+        project.env or f"{getattr(runtime.loader, 'default_run_env', 'local')} (Kedro's default)",
         run.save_version,
     )
     if on_lineage is not None:

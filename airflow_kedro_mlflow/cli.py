@@ -67,7 +67,8 @@ def commands() -> None:
 
 @commands.group(name="airflow", cls=_AirflowGroup)
 def airflow_commands() -> None:
-    """Run Kedro pipelines on Airflow."""
+    """Run Kedro pipelines on Airflow: `export` writes one DAG file per pipeline (a task per
+    node, one MLflow run per DAG run); `create` is kedro-airflow's, when it is installed."""
 
 
 @airflow_commands.command(name="export")
@@ -282,6 +283,8 @@ def _lend_commands_to_kedro_airflow() -> None:
         for name, command in airflow_commands.commands.items():
             if name not in foreign.commands:
                 foreign.add_command(command)
+        # Kedro may show either group as `kedro airflow`: both describe the commands they hold
+        foreign.help = airflow_commands.help
 
 
 _lend_commands_to_kedro_airflow()

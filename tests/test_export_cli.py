@@ -104,6 +104,8 @@ def test_invalid_airflow_yml_key_names_file_and_key(tmp_path):
 def test_kedro_airflow_create_still_works_beside_export(relay, tmp_path):
     listing = run_kedro(relay, "airflow", "--help")
     assert "create" in listing.stdout and "export" in listing.stdout
+    assert "Run project with Airflow" not in listing.stdout  # kedro-airflow's own description
+    assert "writes one DAG file per pipeline" in " ".join(listing.stdout.split())
     run_kedro(relay, "airflow", "create", "--target-dir", str(tmp_path / "kedro_airflow_dags"))
     assert list((tmp_path / "kedro_airflow_dags").glob("*.py"))
 

@@ -93,7 +93,8 @@ def airflow_commands() -> None:
 )
 @click.option("--tags", "tags", multiple=True, help=TAGS_HELP)
 @click.option("--params", "params", default="", help=PARAMS_HELP)
-@click.option("-v", "--verbose", is_flag=True, help="Show Kedro's own log lines and warnings.")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Show Kedro's and Airflow's own log lines and warnings (hidden by default).")
 @click.pass_obj
 def export(
     metadata: Any,

@@ -118,6 +118,7 @@ def export(
         raise click.UsageError("use either --pipeline or --all, not both")
     project_path = Path(metadata.project_path)
     target = target_dir or project_path / "dags"
+    skipped: list[tuple[str, str]] = []  # --all: the pipelines that only run as part of another
     try:
         with _quiet(not verbose):
             exported = export_project(
@@ -130,6 +131,7 @@ def export(
                 group_by=group_by.lower() if group_by else None,
                 tags=_split(tags),
                 overrides=parse_overrides(params),
+                skipped=skipped if export_all else None,
             )
     except AirflowKedroError as exc:
         raise click.ClickException(str(exc)) from None
@@ -138,6 +140,8 @@ def export(
         found = ", ".join(f"{item.compiled.manifest.dag_id} ({item.checked_tasks} tasks)"
                           for item in exported)
         click.echo(f"Checked: Airflow's DagBag imports every DAG file with no error: {found}.")
+    for name, reason in skipped:
+        click.echo(f"Skipped pipeline '{name}': it cannot run on its own: {reason}", err=True)
     for item in exported:
         for warning in overlap_warnings(item.compiled):
             click.echo(f"Warning: {warning}", err=True)

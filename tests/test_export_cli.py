@@ -70,6 +70,22 @@ def test_empty_pipeline_is_an_error(relay, tmp_path):
     assert not (tmp_path / "dags").exists() or not os.listdir(tmp_path / "dags")
 
 
+def test_all_exports_what_can_run_and_names_the_pipeline_that_cannot_alone(tmp_path):
+    """The example's model_training reads the splits data_processing keeps in memory: it runs
+    only inside __default__. --all exports the others and says why it skipped that one."""
+    project = copy_example(tmp_path / "wine_classifier")
+    result = run_kedro(project, "airflow", "export", "--all", "--target-dir",
+                       str(tmp_path / "dags"))
+    assert sorted(p.name for p in (tmp_path / "dags").iterdir()) == [
+        "wine_classifier.py", "wine_classifier__data_processing.py",
+        "wine_classifier__inference.py"]
+    assert "Skipped pipeline 'model_training': it cannot run on its own: node " in result.stderr
+    assert "which is not in the catalog (so it lives in memory)" in result.stderr
+    named = run_kedro(project, "airflow", "export", "-p", "model_training", "--target-dir",
+                      str(tmp_path / "dags"), check=False)  # named, it is still an error
+    _assert_clean_failure(named, "pipeline 'model_training'", "not in the catalog")
+
+
 def test_unknown_env_is_named(relay, tmp_path):
     result = run_kedro(relay, "airflow", "export", "-e", "prod", "--target-dir",
                        str(tmp_path / "dags"), check=False)

@@ -13,6 +13,11 @@ class ExportError(AirflowKedroError):
     """A Kedro pipeline cannot be exported to an Airflow DAG."""
 
 
+class PipelineNotStandalone(ExportError):
+    """A pipeline reads in-memory data that none of its own nodes produces: it runs only as part
+    of a larger pipeline (``--all`` skips it, naming why)."""
+
+
 class ConfigError(AirflowKedroError):
     """A configuration file or key is missing or malformed."""
 

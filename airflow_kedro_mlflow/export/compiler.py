@@ -19,7 +19,7 @@ from airflow_kedro_mlflow.config.kedro_project import (
     create_session,
     read_config,
 )
-from airflow_kedro_mlflow.core.errors import ExportError
+from airflow_kedro_mlflow.core.errors import ExportError, PipelineNotStandalone
 from airflow_kedro_mlflow.core.ids import MAX_ID_LENGTH, dag_id_for, sanitize_id_part, short_hash
 from airflow_kedro_mlflow.core.manifest import DatasetSpec, Manifest, NodeSpec, TaskSpec
 
@@ -40,8 +40,12 @@ def compile_project(
     group_by: str | None = None,
     tags: list[str] | None = None,
     overrides: dict[str, Any] | None = None,
+    skipped: list[tuple[str, str]] | None = None,
 ) -> list[CompiledPipeline]:
     """Compile the named pipelines (default: every registered one) of a Kedro project.
+
+    With ``skipped`` (a list), a pipeline that cannot run on its own (``PipelineNotStandalone``)
+    is left out and added there with the reason, instead of failing the whole export.
 
     ``group_by`` (``memory``, ``namespace``) overrides airflow.yml's ``group_by``; ``tags``
     keeps the nodes with one of them (``kedro run --tags``); ``overrides`` are airflow.yml keys
@@ -79,18 +83,27 @@ def compile_project(
                 raise ExportError(
                     f"no node of pipeline '{name}' has tag {' or '.join(map(repr, tags))}"
                 )
-        manifest = compile_pipeline(
-            pipeline,
-            catalog=catalog,
-            package_name=metadata.package_name,
-            project_name=metadata.project_name,
-            pipeline_name=name,
-            env=env,
-            dag_id=airflow_config.configured_dag_id(settings, metadata.package_name, name),
-            group_by=group_by or settings.group_by,
-            parameters=parameters,
-        )
+        try:
+            manifest = compile_pipeline(
+                pipeline,
+                catalog=catalog,
+                package_name=metadata.package_name,
+                project_name=metadata.project_name,
+                pipeline_name=name,
+                env=env,
+                dag_id=airflow_config.configured_dag_id(settings, metadata.package_name, name),
+                group_by=group_by or settings.group_by,
+                parameters=parameters,
+            )
+        except PipelineNotStandalone as exc:
+            if skipped is None:
+                raise
+            skipped.append((name, str(exc)))
+            continue
         compiled.append(CompiledPipeline(manifest, settings))
+    if not compiled and skipped:
+        raise ExportError(f"no pipeline of project '{metadata.package_name}' can run on its own: "
+                          f"{skipped[0][1]}")
     return compiled
 
 
@@ -233,7 +246,7 @@ def _check_inputs_exist(
         for name in node.inputs:
             spec = datasets.get(name)
             if spec is not None and spec.kind == "memory" and name not in produced:
-                raise ExportError(
+                raise PipelineNotStandalone(
                     f"node '{node.name}' of pipeline '{pipeline_name}' reads '{name}', which is "
                     "not in the catalog (so it lives in memory) and no node of the exported "
                     "pipeline produces: add it to the catalog, or export the nodes that produce "

@@ -38,12 +38,14 @@ def export_project(
     group_by: str | None = None,
     tags: list[str] | None = None,
     overrides: dict[str, Any] | None = None,
+    skipped: list[tuple[str, str]] | None = None,
 ) -> list[ExportedDag]:
-    """``tags``: only nodes with one of them; ``overrides``: airflow.yml keys (``--params``)."""
+    """``tags``: only nodes with one of them; ``overrides``: airflow.yml keys (``--params``);
+    ``skipped``: collect the pipelines that cannot run on their own instead of failing."""
     project_path = Path(project_path).resolve()
     target_dir = Path(target_dir).resolve()
     compiled = compile_project(project_path, pipeline_names, env, conf_source, group_by, tags,
-                               overrides)
+                               overrides, skipped)
     _check_distinct_dag_ids(compiled)
     project_from_dags = os.path.relpath(project_path, target_dir)
     conf_from_project = _relative_conf_source(project_path, conf_source)

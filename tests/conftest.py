@@ -112,6 +112,10 @@ def background_process(command: list[str], log: Path, env: dict | None = None,
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=20)
+        # what the leader left in its group (idle executor workers, multiprocessing's resource
+        # tracker) ends with it, not after the test run
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 class MlflowServer:

@@ -59,10 +59,24 @@ not reach (the node runner's output, outside a task process)."""
 
 def redact(text: str) -> str:
     """``text`` with every masked secret replaced by ``***``, longest first."""
-    for secret in sorted(MASKED, key=len, reverse=True):
+    for secret in _longest_first():
         if secret in text:
             text = text.replace(secret, "***")
     return text
+
+
+_ordered: tuple[set[str] | None, int, tuple[str, ...]] = (None, 0, ())
+
+
+def _longest_first() -> tuple[str, ...]:
+    """MASKED ordered longest first, sorted again only when it changed (it only grows, or is
+    replaced): every log record of a task process is redacted (``_redact_log_records``)."""
+    global _ordered
+    masked, size, ordered = _ordered
+    if masked is not MASKED or size != len(MASKED):
+        ordered = tuple(sorted(MASKED, key=len, reverse=True))
+        _ordered = (MASKED, len(MASKED), ordered)
+    return ordered
 
 
 def mask(value: Any, key: str | None = None) -> None:
@@ -120,6 +134,8 @@ def _redact_log_records() -> None:
 
     def redacted_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = make_record(*args, **kwargs)
+        if not MASKED:
+            return record
         try:
             message = record.getMessage()
             if record.exc_info and record.exc_info[1] is not None:

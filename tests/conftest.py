@@ -346,15 +346,17 @@ def run_dag(
     dag_file: Path, dag_id: str, conf: dict | None = None, env: dict[str, str] | None = None
 ) -> DagRunResult:
     """``dag.test()`` of ``dag_id`` in a fresh interpreter; its final states."""
-    command = [sys.executable, str(REPO / "tests" / "dag_runner.py"), str(dag_file), dag_id]
-    if conf is not None:
-        command.append(json.dumps(conf))
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
-    output = result.stdout + result.stderr
-    lines = [line for line in result.stdout.splitlines() if line.startswith("DAG_RUN_RESULT ")]
-    if not lines:
-        raise AssertionError(f"dag.test() of {dag_id} did not finish:\n{output[-20000:]}")
-    data = json.loads(lines[-1].removeprefix("DAG_RUN_RESULT "))
+    with tempfile.TemporaryDirectory(prefix="dag-run-") as scratch:
+        result_file = Path(scratch) / "result.json"
+        command = [sys.executable, str(REPO / "tests" / "dag_runner.py"), str(result_file),
+                   str(dag_file), dag_id]
+        if conf is not None:
+            command.append(json.dumps(conf))
+        result = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
+        output = result.stdout + result.stderr
+        if not result_file.exists():
+            raise AssertionError(f"dag.test() of {dag_id} did not finish:\n{output[-20000:]}")
+        data = json.loads(result_file.read_text())
     return DagRunResult(output=output, **data)
 
 

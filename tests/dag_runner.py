@@ -1,8 +1,10 @@
-"""Run one DAG with ``dag.test()`` in a fresh process and print its outcome as JSON.
+"""Run one DAG with ``dag.test()`` in a fresh process and write its outcome as JSON.
 
 Each run gets its own interpreter, as each Airflow task process would: no Kedro settings, imported
 project modules or MLflow state leak from one DAG run, or from the test process, into another.
-Usage: python dag_runner.py DAG_FILE DAG_ID [CONF_JSON]
+The outcome goes to the file RESULT_FILE, not stdout: threads of the run (OpenLineage's emitter,
+log handlers) may still write there, into the middle of a printed line.
+Usage: python dag_runner.py RESULT_FILE DAG_FILE DAG_ID [CONF_JSON]
 """
 
 import json
@@ -12,8 +14,8 @@ from pathlib import Path
 
 
 def main() -> None:
-    dag_file, dag_id = sys.argv[1], sys.argv[2]
-    conf = json.loads(sys.argv[3]) if len(sys.argv) > 3 else None
+    result_file, dag_file, dag_id = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+    conf = json.loads(sys.argv[4]) if len(sys.argv) > 4 else None
     if os.environ.get("AKM_POD_STAND_IN"):  # no Kubernetes cluster here: see pod_stand_in.py
         import pod_stand_in
 
@@ -41,7 +43,9 @@ def main() -> None:
         "tasks": states,
         "xcoms": xcoms,
     }
-    print("DAG_RUN_RESULT " + json.dumps(result, default=str))
+    partial = result_file.with_suffix(".partial")
+    partial.write_text(json.dumps(result, default=str))
+    partial.replace(result_file)
 
 
 def _text(state) -> str | None:

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from airflow_kedro_mlflow.config.pipeline import Duration, settings_from_dict
+from airflow_kedro_mlflow.config.pipeline import settings_from_dict
 from airflow_kedro_mlflow.core.errors import ConfigError
 from airflow_kedro_mlflow.core.manifest import Manifest, NodeSpec
 from airflow_kedro_mlflow.export.dagbag import load_dagbag
@@ -75,7 +75,7 @@ def test_a_bad_key_is_one_line_naming_file_and_key(config, message):
                                             (0, 0)])
 def test_intermediate_retention_is_days_or_a_duration_seven_days_by_default(value, seconds):
     block = {} if value is None else {"intermediate_retention": value}
-    assert _settings({"default": block}).intermediate_retention_seconds == seconds
+    assert _settings({"default": block}).intermediate_retention.total_seconds() == seconds
 
 
 def test_pipeline_block_overrides_default_key_by_key_and_params_come_last():
@@ -98,8 +98,8 @@ def test_kedro_airflow_and_airflow_task_keys_reach_default_args():
         "max_retry_delay": "1h", "execution_timeout": "90s", "schedule_interval": "@hourly"}})
     assert settings.schedule == "@hourly"
     assert settings.default_args() == {
-        "retry_delay": Duration(300), "retry_exponential_backoff": 2.0,
-        "max_retry_delay": Duration(3600), "execution_timeout": Duration(90),
+        "retry_delay": timedelta(seconds=300), "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(seconds=3600), "execution_timeout": timedelta(seconds=90),
         "depends_on_past": True, "email_on_failure": True, "email_on_retry": False,
         "email": ["ops@example.com"]}
 

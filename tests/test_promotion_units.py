@@ -6,7 +6,7 @@ import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, RESOURCE_DOES_NOT_EXIST
 
-from airflow_kedro_mlflow.config.pipeline import PromotionSettings
+from airflow_kedro_mlflow.config.airflow_yml import Promotion
 from airflow_kedro_mlflow.runtime.promotion import _model_version
 
 
@@ -18,8 +18,8 @@ class _Registry:
         raise self.error
 
 
-def _gate() -> PromotionSettings:
-    return PromotionSettings(registered_model="wine", model="model", metric="accuracy")
+def _gate() -> Promotion:
+    return Promotion(registered_model="wine", model="model", metric="accuracy")
 
 
 def test_a_champion_version_deleted_since_is_no_champion():

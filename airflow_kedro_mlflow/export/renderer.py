@@ -8,11 +8,10 @@ explicit edge list, and no logic that needs Kedro at parse time. Rendering is de
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from airflow_kedro_mlflow import __version__
-from airflow_kedro_mlflow.config.pipeline import CallableRef, Duration, NodeExecution, PipelineSettings
+from airflow_kedro_mlflow.config.airflow_yml import CallableRef, NodeExecution, PipelineSettings
 from airflow_kedro_mlflow.core.ids import END_TASK_ID, PROMOTE_TASK_ID, START_TASK_ID
 from airflow_kedro_mlflow.core.manifest import Manifest, NodeSpec, TaskSpec
 from airflow_kedro_mlflow.core.urls import redact_url
@@ -98,7 +97,7 @@ def _render_leaves(leaves: list[str], settings: PipelineSettings) -> list[str]:
         "    promote = KedroPromoteModelOperator(",
         f"        task_id={PROMOTE_TASK_ID!r},",
         "        project=PROJECT,",
-        *(f"        {key}={value!r}," for key, value in asdict(promotion).items()),
+        *(f"        {key}={value!r}," for key, value in promotion.model_dump().items()),
         "    )",
         f"    [tasks[task_id] for task_id in {leaves!r}] >> promote >> end",
     ]
@@ -263,7 +262,7 @@ def _datetime_import(settings: PipelineSettings) -> list[str]:
     if settings.start_date is not None:
         names += ["datetime", "timezone"]
     values = [*settings.dag_arguments().values(), *settings.default_args().values()]
-    if any(isinstance(v, Duration) for v in values):
+    if any(isinstance(v, timedelta) for v in values):
         names.append("timedelta")
     return [f"from datetime import {', '.join(sorted(names))}", ""] if names else []
 
@@ -290,8 +289,8 @@ def _literal(value: object) -> str:
         utc = value.astimezone(UTC)
         parts = [utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second]
         return f"datetime({', '.join(map(str, parts))}, tzinfo=timezone.utc)"
-    if isinstance(value, Duration):
-        return f"timedelta(seconds={value.seconds!r})"
+    if isinstance(value, timedelta):
+        return f"timedelta(seconds={value.total_seconds()!r})"
     if isinstance(value, CallableRef):
         return _callable_name(value)
     if isinstance(value, list):

@@ -105,18 +105,14 @@ class KedroPromoteModelOperator(KedroProjectOperator):
         return self.task_id
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from airflow_kedro_mlflow.config.pipeline import PromotionSettings
+        from airflow_kedro_mlflow.config.airflow_yml import Promotion
         from airflow_kedro_mlflow.runtime.promotion import promote_model
 
         ti = context["ti"]
         parent_run_id = ti.xcom_pull(task_ids=START_TASK_ID, key=PARENT_XCOM_KEY)
-        gate = PromotionSettings(
-            registered_model=self.registered_model,
-            model=self.model,
-            metric=self.metric,
-            direction=self.direction,
-            alias=self.alias,
-        )
+        gate = Promotion.model_validate({
+            "registered_model": self.registered_model, "model": self.model,
+            "metric": self.metric, "direction": self.direction, "alias": self.alias})
         decision = promote_model(self.project, run_identity(context), parent_run_id, gate)
         ti.xcom_push(key=RUN_URL_XCOM_KEY, value=ti.xcom_pull(task_ids=START_TASK_ID, key=RUN_URL_XCOM_KEY))
         if decision.moved:

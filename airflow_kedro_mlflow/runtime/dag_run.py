@@ -7,7 +7,7 @@ import subprocess
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -172,7 +172,7 @@ def finish_run(
     store = runtime.store
     unsuccessful = sorted(n for n, state in step_states.items() if str(state) not in OK_STATES)
     store.record_end(unsuccessful)
-    retention = timedelta(seconds=runtime.settings.intermediate_retention_seconds)
+    retention = runtime.settings.intermediate_retention
     if unsuccessful:
         log.warning("Steps not successful: %s; keeping intermediate data at %s for a rerun",
                     ", ".join(unsuccessful), store.url)

@@ -204,7 +204,7 @@ def project_stores(project_path: Path, pipeline_names: list[str] | None, env: st
                 credentials)
             stores[key] = (store, [])
         dag_folder = storage_key(configured_dag_id(settings, metadata.package_name, name))
-        retention = timedelta(seconds=settings.intermediate_retention_seconds)
+        retention = settings.intermediate_retention
         if all(folder != dag_folder for folder, _ in stores[key][1]):
             stores[key][1].append((dag_folder, retention))
     return list(stores.values())

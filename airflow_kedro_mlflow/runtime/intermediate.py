@@ -34,7 +34,7 @@ from typing import Any
 import fsspec
 from kedro.io import AbstractDataset, DatasetError
 
-from airflow_kedro_mlflow.config.pipeline import PipelineSettings
+from airflow_kedro_mlflow.config.airflow_yml import PipelineSettings
 from airflow_kedro_mlflow.core.ids import START_TASK_ID, storage_key
 from airflow_kedro_mlflow.core.removal import check_strictly_below
 from airflow_kedro_mlflow.core.run_identity import RunIdentity

@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_kedro_mlflow.config.pipeline import PromotionSettings
+from airflow_kedro_mlflow.config.airflow_yml import Promotion
 from airflow_kedro_mlflow.config.project_ref import KedroProject
 from airflow_kedro_mlflow.core.errors import ConfigError
 from airflow_kedro_mlflow.core.run_identity import RunIdentity
@@ -65,7 +65,7 @@ def beats(candidate: float, champion: float, direction: str) -> bool:
 
 
 def promote_model(
-    project: KedroProject, run: RunIdentity, parent_run_id: str | None, gate: PromotionSettings
+    project: KedroProject, run: RunIdentity, parent_run_id: str | None, gate: Promotion
 ) -> PromotionDecision:
     """Register the DAG run's model and move the alias if it beats the holder's metric."""
     runtime = TaskRuntime.open(project, run)
@@ -87,7 +87,7 @@ def promote_model(
     return decision
 
 
-def decide(tracker: Tracker, parent_run_id: str, gate: PromotionSettings) -> PromotionDecision:
+def decide(tracker: Tracker, parent_run_id: str, gate: Promotion) -> PromotionDecision:
     client = tracker.mlflow_client
     parent = client.get_run(parent_run_id)
     metrics = parent.data.metrics
@@ -147,7 +147,7 @@ def decide(tracker: Tracker, parent_run_id: str, gate: PromotionSettings) -> Pro
     return decision
 
 
-def _registered_version(client: Any, parent: Any, model: Any, gate: PromotionSettings) -> Any:
+def _registered_version(client: Any, parent: Any, model: Any, gate: Promotion) -> Any:
     """The registry version of ``model``: found again when the gate reruns, else registered.
 
     Looked up by the logged model, not by the run: a cleared DAG run logs a new model in the same
@@ -173,7 +173,7 @@ def _registered_version(client: Any, parent: Any, model: Any, gate: PromotionSet
     )
 
 
-def _logged_model(tracker: Tracker, parent: Any, gate: PromotionSettings) -> Any:
+def _logged_model(tracker: Tracker, parent: Any, gate: Promotion) -> Any:
     """The newest model logged as ``gate.model`` in the run by a node try that succeeded.
 
     A try that was killed, failed, or lost its Airflow supervisor may have logged a model before
@@ -212,7 +212,7 @@ def _logged_model(tracker: Tracker, parent: Any, gate: PromotionSettings) -> Any
     )
 
 
-def _model_version(client: Any, gate: PromotionSettings, version: str | None) -> Any | None:
+def _model_version(client: Any, gate: Promotion, version: str | None) -> Any | None:
     """The model version, ``None`` if MLflow says it does not exist (deleted since). Any other
     error is raised: taken for "no champion", it would promote the candidate unjudged."""
     if not version:
@@ -227,7 +227,7 @@ def _model_version(client: Any, gate: PromotionSettings, version: str | None) ->
         raise
 
 
-def _alias_holder(client: Any, gate: PromotionSettings) -> Any | None:
+def _alias_holder(client: Any, gate: Promotion) -> Any | None:
     from mlflow.exceptions import MlflowException
 
     try:

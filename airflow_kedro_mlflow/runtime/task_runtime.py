@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from airflow_kedro_mlflow.config import connections
+from airflow_kedro_mlflow.config.airflow_yml import PipelineSettings
 from airflow_kedro_mlflow.config.credentials import Credentials
 from airflow_kedro_mlflow.config.kedro_project import bootstrap, conf_source_path, config_loader
-from airflow_kedro_mlflow.config.pipeline import PipelineSettings, load_pipeline_settings
+from airflow_kedro_mlflow.config.pipeline import load_pipeline_settings
 from airflow_kedro_mlflow.config.project_ref import KedroProject
 from airflow_kedro_mlflow.core.run_identity import RunIdentity
 from airflow_kedro_mlflow.runtime.intermediate import IntermediateStore

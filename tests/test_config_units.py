@@ -252,7 +252,7 @@ def test_mlflow_yml_is_checked_by_typed_models_naming_file_and_key(config, messa
 
 def test_null_mlflow_yml_keys_take_their_defaults():
     settings = _mlflow({"tracking": {"run": None, "params": {"dict_params": None}}, "ui": {"port": 5001}})
-    assert settings.flatten_dict_params and settings.run_name is None
+    assert settings.file.tracking.params.dict_params.flatten and settings.file.tracking.run.name is None
 
 
 def test_execution_settings_route_node_tasks_by_their_first_configured_tag(tmp_path):

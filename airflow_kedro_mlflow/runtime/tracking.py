@@ -98,10 +98,10 @@ def export_credentials(settings: MlflowSettings, credentials: Credentials) -> No
 
     kedro-mlflow's own hook skips this when a run is already active, as it is in node tasks.
     """
-    if not settings.credentials:
+    if not settings.file.server.credentials:
         return
     entry = credentials.entry(
-        settings.credentials, referenced_by=f"{settings.source}: key 'server.credentials'"
+        settings.file.server.credentials, referenced_by=f"{settings.source}: key 'server.credentials'"
     )
     for name, value in entry.items():
         if value is not None:
@@ -165,18 +165,19 @@ class Tracker:
         client = self.client
         experiment = client.get_experiment_by_name(self.settings.experiment_name)
         if experiment is None:
+            tags = self.settings.file.tracking.experiment.create_experiment_kwargs.tags
             try:
                 return client.create_experiment(
                     self.settings.experiment_name,
                     artifact_location=self.settings.artifact_location,
-                    tags=self.settings.experiment_tags or None,
+                    tags={str(k): str(v) for k, v in tags.items()} or None,
                 )
             except Exception:  # created meanwhile by a concurrent start task?
                 experiment = client.get_experiment_by_name(self.settings.experiment_name)
                 if experiment is None:
                     raise
         if experiment.lifecycle_stage == "deleted":
-            if not self.settings.restore_if_deleted:
+            if not self.settings.file.tracking.experiment.restore_if_deleted:
                 raise ConfigError(
                     f"{self.settings.source}: MLflow experiment '{self.settings.experiment_name}' "
                     "is deleted and key 'tracking.experiment.restore_if_deleted' is false: "
@@ -218,7 +219,7 @@ class Tracker:
         if parent is None:
             parent = client.create_run(
                 experiment_id,
-                run_name=self.settings.run_name or run.dag_id,
+                run_name=self.settings.file.tracking.run.name or run.dag_id,
                 tags={**tags, **incarnation, TAG_ROLE: "parent", TAG_DAG_ID: run.dag_id,
                       TAG_RUN_ID: run.run_id},
             )
@@ -295,15 +296,16 @@ class Tracker:
         flattened to ``a.b.c`` keys unless ``tracking.params.dict_params.flatten`` is false (one
         level only if ``recursive`` is false), as kedro-mlflow does."""
         existing = existing or {}
-        settings = self.settings
-        flat = (flatten(params, settings.dict_params_sep, recursive=settings.recursive_dict_params)
-                if settings.flatten_dict_params else dict(params))
+        options = self.settings.file.tracking.params
+        dict_params = options.dict_params
+        flat = (flatten(params, dict_params.sep, recursive=dict_params.recursive)
+                if dict_params.flatten else dict(params))
         batch_params: list[tuple[str, str]] = []
         batch_tags: list[tuple[str, str]] = []
         for key, value in flat.items():
             text = str(value)
             if len(text) > MAX_PARAM_LENGTH:
-                strategy = self.settings.long_params_strategy
+                strategy = options.long_params_strategy
                 if strategy == "fail":
                     raise ConfigError(
                         f"parameter '{key}' is {len(text)} characters long, over MLflow's limit of "

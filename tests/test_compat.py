@@ -105,17 +105,21 @@ def test_kedro_session_shims(tmp_path):
     out = _run(f"""
         from pathlib import Path
         from airflow_kedro_mlflow.compat.kedro import register_hooks
-        from airflow_kedro_mlflow.config.kedro_project import bootstrap, create_session
+        from airflow_kedro_mlflow.config.kedro_project import bootstrap, config_loader, create_session
         bootstrap(Path({str(project)!r}))
+        loader = config_loader(Path({str(project)!r}), None, None, {{"count": 9}})
         session = create_session(Path({str(project)!r}), env=None, conf_source=None,
-                                 with_hooks=False, save_version="2026-v1")
+                                 with_hooks=False, save_version="2026-v1",
+                                 runtime_params={{"count": 9}}, loader=loader)
         marker = type("Marker", (), {{}})()
         register_hooks(session, marker)
+        context = session.load_context()
         print(session.session_id, session.store["session_id"],
-              session._hook_manager.is_registered(marker))
+              session._hook_manager.is_registered(marker), context.config_loader is loader,
+              context.params["count"])
     """)
-    assert out == "2026-v1 2026-v1 True", _changed("kedro", "kedro",
-                                                   "KedroSession's hook manager or store")
+    assert out == "2026-v1 2026-v1 True True 9", _changed(
+        "kedro", "kedro", "KedroSession's hook manager, store or config loader")
 
 
 def test_kedro_versioned_dataset_shims(tmp_path):

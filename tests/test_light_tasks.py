@@ -1,4 +1,4 @@
-"""What a node task costs beyond the node: no MLflow where nothing is tracked."""
+"""What a task costs beyond the node: its config opened once, no MLflow where nothing is tracked."""
 
 from __future__ import annotations
 
@@ -38,7 +38,25 @@ def register_pipelines():
 '''
 
 
-def test_untracked_project_imports_no_mlflow_in_its_tasks(airflow_db, workspace):
+COUNTING_SETTINGS = '''
+"""Settings whose config loader notes every time it is opened."""
+from pathlib import Path
+
+from kedro.config import OmegaConfigLoader
+
+
+class CountingConfigLoader(OmegaConfigLoader):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        with open(Path(__file__).parents[2] / "data" / "config_opened.log", "a") as log:
+            log.write("opened\\n")
+
+
+CONFIG_LOADER_CLASS = CountingConfigLoader
+'''
+
+
+def test_tasks_open_the_config_once_and_import_no_mlflow_when_untracked(airflow_db, workspace):
     # no mlflow.yml: tracking is off. dag.test() runs every task in one process, so the probe
     # node sees whatever the start task and the first node task imported too.
     project = write_project(
@@ -46,7 +64,10 @@ def test_untracked_project_imports_no_mlflow_in_its_tasks(airflow_db, workspace)
         catalog={"probe": {"type": "json.JSONDataset", "filepath": "data/probe.json"}},
         parameters={"value": 3},
     )
+    (project / "src" / "untracked" / "settings.py").write_text(COUNTING_SETTINGS)
     run_kedro(project, "airflow", "export", "--target-dir", str(workspace / "dags"))
+    opened = project / "data" / "config_opened.log"
+    opened.unlink()  # what the export opened
     result = run_dag(workspace / "dags" / "untracked.py", "untracked")
 
     assert result.state == "success", result
@@ -54,3 +75,6 @@ def test_untracked_project_imports_no_mlflow_in_its_tasks(airflow_db, workspace)
     assert probe == {"value": 3, "loaded": []}
     # no task looked for an MLflow run id or link that nobody pushed (Airflow logs that as an error)
     assert "XCom not found" not in result.output, result.output[-5000:]
+    # each of the four tasks (start, two nodes, end) read credentials, airflow.yml, parameters
+    # and the catalog through one config loader, its Kedro session's included
+    assert opened.read_text().count("opened") == len(result.tasks) == 4, result.tasks

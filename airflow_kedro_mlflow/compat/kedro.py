@@ -1,4 +1,5 @@
-"""Kedro internals: per-session hooks, the session's save version, versioned datasets' paths.
+"""Kedro internals: per-session hooks, the session's save version and config loader, versioned
+datasets' paths.
 
 Checked against Kedro 1.6.0 (``compat.CHECKED``); ``tests/test_compat.py`` runs each on the
 installed Kedro.
@@ -39,6 +40,16 @@ def set_save_version(session: Any, save_version: str) -> None:
     reads it from ``session.session_id`` and the session store's ``session_id`` (``_store``)."""
     session.session_id = save_version
     session._store["session_id"] = save_version
+
+
+def use_config_loader(session: Any, loader: Any) -> None:
+    """Make ``session`` (its context, catalog and hooks) read config through ``loader``.
+
+    A task opens the project's configuration once, with the DAG run's conf as runtime
+    parameters, and reads credentials, airflow.yml and mlflow.yml through it before the session
+    exists; Kedro's session would build a second loader of its own. ``_get_config_loader`` is
+    where ``KedroSession.load_context`` gets it; there is no public way to hand one in."""
+    session._get_config_loader = lambda: loader
 
 
 def version_of(dataset: Any) -> Any:

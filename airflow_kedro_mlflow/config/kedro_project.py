@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_kedro_mlflow.compat.kedro import set_save_version, without_project_hooks
+from airflow_kedro_mlflow.compat.kedro import set_save_version, use_config_loader, without_project_hooks
 from airflow_kedro_mlflow.core.errors import ConfigError, ExportError
 
 if TYPE_CHECKING:
@@ -78,12 +78,15 @@ def create_session(
     save_version: str | None = None,
     runtime_params: dict[str, Any] | None = None,
     with_hooks: bool = True,
+    loader: Any = None,
 ) -> KedroSession:
     """A Kedro session; with ``save_version``, every versioned dataset saves under that version.
 
     Kedro uses the session id as the save version of a run, so pinning the id is how all tasks
     of one DAG run write one version (see ``run_identity.save_version_for``). Without hooks, no
-    project or plugin hook runs: exporting must not start MLflow runs or touch data.
+    project or plugin hook runs: exporting must not start MLflow runs or touch data. ``loader``:
+    the config loader the task already opened (``config_loader`` with the same env and runtime
+    parameters), for the session to read through instead of opening its own.
     """
     from kedro.framework.session import KedroSession
 
@@ -100,6 +103,8 @@ def create_session(
         without_project_hooks(session)
     if save_version is not None:
         set_save_version(session, save_version)
+    if loader is not None:
+        use_config_loader(session, loader)
     return session
 
 
@@ -109,12 +114,13 @@ def config_loader(
     conf_source: str | None,
     runtime_params: dict[str, Any] | None = None,
 ) -> Any:
-    """The project's own config loader class, as its settings configure it (no session, no hooks)."""
+    """The project's own config loader class, as its settings configure it (no session, no hooks),
+    for the env a session would use (``KEDRO_ENV`` when none is given, as in ``kedro run``)."""
     from kedro.framework.project import settings
 
     return settings.CONFIG_LOADER_CLASS(
         conf_source=str(conf_source_path(project_path, conf_source)),
-        env=env,
+        env=env or os.getenv("KEDRO_ENV"),
         runtime_params=runtime_params,
         **settings.CONFIG_LOADER_ARGS,
     )

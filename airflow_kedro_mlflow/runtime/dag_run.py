@@ -105,6 +105,7 @@ def open_project(runtime: TaskRuntime, runtime_params: dict[str, Any] | None) ->
             conf_source=project.conf_source,
             save_version=runtime.run.save_version,
             runtime_params=runtime_params or None,
+            loader=runtime.loader,
         )
         with session:
             context = session.load_context()

@@ -84,6 +84,7 @@ def run_node(
         conf_source=project.conf_source,
         save_version=run.save_version,
         runtime_params=runtime_params or None,
+        loader=runtime.loader,
     )
     log.info(
         "Running Kedro node%s '%s' of pipeline '%s' (project %s, env %s, save version %s)",

@@ -1,7 +1,7 @@
 """Everything a task of an exported DAG opens once: project, config, credentials, store, MLflow.
 
 One config loader serves the whole task (credentials, ``airflow.yml``, ``mlflow.yml`` and the
-parameters, with the DAG run's conf as runtime parameters); Kedro's session reads its own.
+parameters, with the DAG run's conf as runtime parameters), Kedro's session included.
 Order matters: credentials are read (and masked) before any other step can log, and nothing here
 leaves the task process.
 """

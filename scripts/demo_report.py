@@ -1,4 +1,5 @@
-"""Print where the demo's results are: the MLflow parent run and the objects on the demo's S3.
+"""Print what the demo's training runs did (MLflow parent runs, the promotion gate's verdicts)
+and where the results are: the objects on the demo's S3.
 
 The S3 endpoint lives only as long as the demo, so its objects are also copied to
 .airflow/demo-s3/ for a look afterwards.
@@ -15,23 +16,27 @@ copy_to = Path(sys.argv[1])
 tracking_uri = os.environ["MLFLOW_TRACKING_URI"]
 client = MlflowClient(tracking_uri)
 experiment = client.get_experiment_by_name("wine_classifier_s3")
-(parent,) = client.search_runs(
+trainings = client.search_runs(
     [experiment.experiment_id],
     "tags.`airflow_kedro_mlflow.role` = 'parent' and tags.`kedro.pipeline` = '__default__'",
     order_by=["attributes.start_time DESC"],
-    max_results=1,
+    max_results=2,
 )
-children = client.search_runs(
-    [experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
-)
-print(f"MLflow parent run {parent.info.run_id} ({parent.info.status}) with {len(children)} node runs")
-print(f"  tracking store: {tracking_uri}, experiment 'wine_classifier_s3'")
-for key, value in sorted(parent.data.metrics.items()):
-    print(f"  {key} = {value}")
-promotion = {k: v for k, v in parent.data.tags.items() if k.startswith("promotion.")}
-if promotion:
-    print(f"Promotion gate: {promotion['promotion.decision']} ({promotion['promotion.reason']}); "
-          f"model '{promotion['promotion.registered_model']}' version {promotion['promotion.model_version']}")
+print(f"MLflow tracking store: {tracking_uri}, experiment 'wine_classifier_s3'")
+for number, parent in enumerate(reversed(trainings), start=1):
+    children = client.search_runs(
+        [experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
+    )
+    print(f"Training {number}: MLflow parent run {parent.info.run_id} ({parent.info.status}) "
+          f"with {len(children)} node runs")
+    for key, value in sorted(parent.data.metrics.items()):
+        print(f"  {key} = {value}")
+    promotion = {k: v for k, v in parent.data.tags.items() if k.startswith("promotion.")}
+    if promotion:
+        decision = promotion["promotion.decision"].replace("not_promoted", "kept out")
+        print(f"  Promotion gate: {decision} ({promotion['promotion.reason']}); model "
+              f"'{promotion['promotion.registered_model']}' version "
+              f"{promotion['promotion.model_version']}")
 
 s3 = boto3.client(
     "s3",

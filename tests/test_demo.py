@@ -20,4 +20,6 @@ def test_demo_runs_twice_in_a_row():
         output = done.stdout + done.stderr
         assert done.returncode == 0, f"demo run {attempt} failed:\n{output[-6000:]}"
         assert "dag_id=wine_classifier__inference_s3" in output and "state=success" in output
+        # the first training run makes a champion, the weaker second one is kept out
         assert "Promotion gate: promoted" in output, output[-3000:]
+        assert "Promotion gate: kept out" in output, output[-3000:]

@@ -243,3 +243,20 @@ def test_checked_versions_are_the_tested_ones(distribution):
         assert versions and versions[0] in CHECKED[distribution], (distribution, versions)
         return
     assert importlib.metadata.version(name) in CHECKED[distribution], distribution
+
+
+def test_kedro_resolver_deprecation_is_quiet_in_tasks(tmp_path):
+    (tmp_path / "base").mkdir()
+    (tmp_path / "local").mkdir()
+    out = _run(f"""
+        import warnings
+        from airflow_kedro_mlflow.compat.kedro import quiet_resolver_deprecation
+        from kedro.config import OmegaConfigLoader
+        quiet_resolver_deprecation()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            quiet_resolver_deprecation()  # the task's filter, over the default ones
+            OmegaConfigLoader(conf_source={str(tmp_path)!r})["parameters"]
+        print([str(w.message)[:40] for w in caught if "register_new_resolver" in str(w.message)])
+    """)
+    assert out == "[]", _changed("kedro", "kedro", "where Kedro registers OmegaConf resolvers")

@@ -52,6 +52,17 @@ def use_config_loader(session: Any, loader: Any) -> None:
     session._get_config_loader = lambda: loader
 
 
+def quiet_resolver_deprecation() -> None:
+    """Drop OmegaConf 2.4's deprecation warning for ``register_new_resolver`` that Kedro (1.6)
+    triggers each time it opens a config loader: three to four identical warnings in every task
+    log, about a call neither the project nor the operator can change. Only that message, only
+    from Kedro's config module; gone with a Kedro that calls ``register_resolver``."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated",
+                            category=UserWarning, module=r"kedro\.config\.")
+
+
 def version_of(dataset: Any) -> Any:
     """The ``Version`` of a versioned dataset (``AbstractVersionedDataset._version``), or None."""
     return getattr(dataset, "_version", None)

@@ -15,6 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from airflow_kedro_mlflow.compat.kedro import quiet_resolver_deprecation
 from airflow_kedro_mlflow.config import connections
 from airflow_kedro_mlflow.config.airflow_yml import PipelineSettings
 from airflow_kedro_mlflow.config.credentials import Credentials
@@ -51,6 +52,7 @@ class TaskRuntime:
         path = project.locate()
         if os.environ.get(PRELOADED_ENV):
             log.info("Worker preloaded by airflow_kedro_mlflow.preload: %s", os.environ[PRELOADED_ENV])
+        quiet_resolver_deprecation()
         with settings_loaded_without_reading_source():
             metadata = bootstrap(path)
         infer_copy_mode_without_imports()

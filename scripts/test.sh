@@ -6,6 +6,14 @@
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$repo/scripts/setup.sh"
+# The browser test (tests/test_demo.py) drives Debian's headless Chromium through its chromedriver
+if [[ ! -x /usr/bin/chromedriver ]] && command -v apt-get > /dev/null && [[ "$(id -u)" == 0 ]]; then
+  echo "Installing chromium and chromium-driver (apt-get) for the browser test..."
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q chromium chromium-driver > /dev/null 2>&1 \
+    || { apt-get update -q > /dev/null && apt-get install -y -q chromium chromium-driver > /dev/null; } \
+    || echo "warning: chromium could not be installed: the browser test will be skipped" >&2
+fi
 export KEDRO_DISABLE_TELEMETRY=true DO_NOT_TRACK=1
 cd "$repo"
 "$repo/.venv/bin/ruff" check airflow_kedro_mlflow tests benchmarks scripts examples

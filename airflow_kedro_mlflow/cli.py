@@ -111,7 +111,11 @@ def export(
 ) -> None:
     """Write one Airflow DAG file per Kedro pipeline, one task per node (or group of nodes)."""
     from airflow_kedro_mlflow.config.pipeline import parse_overrides
-    from airflow_kedro_mlflow.export.exporter import export_project, overlap_warnings
+    from airflow_kedro_mlflow.export.exporter import (
+        export_project,
+        kedro_mlflow_warnings,
+        overlap_warnings,
+    )
 
     names = _split(pipelines)
     if export_all and names:
@@ -142,9 +146,10 @@ def export(
         click.echo(f"Checked: Airflow's DagBag imports every DAG file with no error: {found}.")
     for name, reason in skipped:
         click.echo(f"Skipped pipeline '{name}': it cannot run on its own: {reason}", err=True)
-    for item in exported:
-        for warning in overlap_warnings(item.compiled):
-            click.echo(f"Warning: {warning}", err=True)
+    warnings_found = [w for item in exported for w in overlap_warnings(item.compiled)]
+    warnings_found += kedro_mlflow_warnings(project_path, env, conf_source)
+    for warning in warnings_found:
+        click.echo(f"Warning: {warning}", err=True)
 
 
 @contextlib.contextmanager

@@ -278,7 +278,10 @@ def test_kedro_mlflow_project_logs_into_the_shared_run(airflow_db, mlflow_server
     config_file.write_text(yaml.safe_dump(config))
     (project / "conf" / "server" / "credentials.yml").write_text(
         yaml.safe_dump({"mlflow_creds": {"AKM_PROBE": "from-credentials"}}))
-    _export(project, workspace / "dags", env)
+    exported = run_kedro(project, "airflow", "export", "-e", "server", "--target-dir",
+                         str(workspace / "dags"),
+                         env={k: v for k, v in env.items() if k != "MLFLOW_TRACKING_URI"})
+    assert "kedro-mlflow is installed" not in exported.stderr, exported.stderr  # mlflow.yml is there
     result = run_dag(workspace / "dags" / "kmlflow.py", "kmlflow", env=env)
     assert result.state == "success", result
 
@@ -307,7 +310,10 @@ def test_kedro_mlflow_without_mlflow_yml_fails_once_at_the_start(airflow_db, wor
     env = {**with_kedro_mlflow(True)}
     env.pop("MLFLOW_TRACKING_URI", None)
     project = kedro_mlflow_project(workspace)
-    run_kedro(project, "airflow", "export", "--target-dir", str(workspace / "dags"), env=env)
+    exported = run_kedro(project, "airflow", "export", "--target-dir", str(workspace / "dags"),
+                         env=env)
+    assert "kedro-mlflow is installed and its hook is active" in exported.stderr, exported.stderr
+    assert "has no mlflow.yml: every DAG run's start task will fail" in exported.stderr
     result = run_dag(workspace / "dags" / "kmlflow.py", "kmlflow", env=env)
     assert result.state == "failed"
     assert result.tasks["kedro_run_start"] == "failed"

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from airflow_kedro_mlflow.config.kedro_project import conf_source_path
 from airflow_kedro_mlflow.core.errors import ExportError
 from airflow_kedro_mlflow.export.compiler import CompiledPipeline, compile_project
 from airflow_kedro_mlflow.export.dagbag import load_dagbag
@@ -87,6 +88,40 @@ def overlap_warnings(compiled: CompiledPipeline) -> list[str]:
         "catalog, or 'max_active_runs: 1' in airflow.yml."
         for name, producer, readers in manifest.shared_unversioned()
     ]
+
+
+def kedro_mlflow_warnings(project_path: Path, env: str | None, conf_source: str | None) -> list[str]:
+    """kedro-mlflow's hook runs in every task of a project it is active for; without an
+    mlflow.yml (nor MLFLOW_TRACKING_URI) it fails every DAG run's start task, MLflow 3 refusing
+    its default ``./mlruns``. Said at export, before the first run fails."""
+    if os.environ.get("MLFLOW_TRACKING_URI") or not _kedro_mlflow_hook_active():
+        return []
+    conf = conf_source_path(Path(project_path), conf_source)
+    folders = ("base", env or "local")
+    if any(path.is_file() for folder in folders for path in (conf / folder).glob("**/mlflow*")):
+        return []
+    return [
+        f"kedro-mlflow is installed and its hook is active for this project, but "
+        f"{conf}/{{{','.join(folders)}}} has no mlflow.yml: every DAG run's start task will fail. "
+        f"Add one (`kedro mlflow init{' --env ' + env if env else ''}`) with "
+        "server.mlflow_tracking_uri set to 'sqlite:///mlflow.db' or a tracking server URL, or set "
+        "MLFLOW_TRACKING_URI for the workers."
+    ]
+
+
+def _kedro_mlflow_hook_active() -> bool:
+    """Whether Kedro registers kedro-mlflow's hooks (a ``kedro.hooks`` entry point of the
+    distribution) for the project, which may disable them (``DISABLE_HOOKS_FOR_PLUGINS``)."""
+    from importlib.metadata import entry_points
+
+    from kedro.framework.project import settings
+
+    disabled = {name.replace("_", "-") for name in settings.DISABLE_HOOKS_FOR_PLUGINS}
+    return any(
+        ep.dist is not None and ep.dist.name.replace("_", "-") == "kedro-mlflow"
+        and "kedro-mlflow" not in disabled
+        for ep in entry_points(group="kedro.hooks")
+    )
 
 
 def check_dag_files(folder: Path, expected: set[str]) -> dict[str, int]:

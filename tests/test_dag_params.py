@@ -74,8 +74,8 @@ def test_bad_conf_key_fails_the_start_task_and_an_unchanged_form_keeps_current_v
     assert typo.state == "failed"
     assert typo.tasks["kedro_run_start"] == "failed"
     assert typo.tasks["make_numbers"] == "upstream_failed"
-    assert "DAG run conf key 'cuont' is not a parameter of Kedro project 'relay_params'" in (
-        typo.output)
+    assert ("DAG run conf key 'cuont' is not a parameter of Kedro project 'relay_params' "
+            "(env local (Kedro's default))") in typo.output
     assert "XCom not found" not in typo.output  # the failed start task's link reads "no run"
 
     # parameters.yml changed after the export; the form still shows (and submits) the old values

@@ -60,7 +60,7 @@ def start_run(
         check_known(
             runtime_params,
             project_parameters(runtime),
-            f"Kedro project '{project.package_name}' (env {project.env or 'default'})",
+            f"Kedro project '{project.package_name}' (env {runtime.env_description})",
         )
     project_path, store = runtime.path, runtime.store
     log.info(
@@ -119,7 +119,7 @@ def open_project(runtime: TaskRuntime, runtime_params: dict[str, Any] | None) ->
 def describe_open_failure(runtime: TaskRuntime, exc: BaseException) -> str:
     """One message: which project failed to open here, why, and the likely fix."""
     project = runtime.project
-    where = f"Kedro project '{project.package_name}' at {runtime.path} (env {project.env or 'default'})"
+    where = f"Kedro project '{project.package_name}' at {runtime.path} (env {runtime.env_description})"
     cause = f"{type(exc).__name__}: {exc}"
     hint = ""
     if _raised_by(exc, "kedro_mlflow") and runtime.tracker is None:

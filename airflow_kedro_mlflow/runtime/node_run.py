@@ -92,7 +92,7 @@ def run_node(
         "', '".join(task.node_names),
         project.pipeline,
         project_path,
-        project.env or f"{getattr(runtime.loader, 'default_run_env', 'local')} (Kedro's default)",
+        runtime.env_description,
         run.save_version,
     )
     if on_lineage is not None:

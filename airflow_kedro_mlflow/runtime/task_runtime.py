@@ -63,6 +63,15 @@ class TaskRuntime:
         settings = load_pipeline_settings(loader, conf_root, project.env, project.pipeline)
         return cls(project, run, path, metadata, loader, conf_root, credentials, settings)
 
+    @property
+    def env_description(self) -> str:
+        """The env the task reads, as messages name it: the DAG's, else Kedro's default run env
+        (``KEDRO_ENV``, or the loader's ``local``), said to be the default."""
+        if self.project.env:
+            return self.project.env
+        env = getattr(self.loader, "env", None) or getattr(self.loader, "default_run_env", "local")
+        return f"{env} (Kedro's default)"
+
     @cached_property
     def parameters(self) -> dict[str, Any]:
         """The project's parameters, runtime parameters merged in (as the session sees them)."""

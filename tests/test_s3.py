@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import AIRFLOW_HOME, copy_example, run_dag, run_kedro
+from conftest import AIRFLOW_HOME, REPO, copy_example, run_dag, run_kedro
 from secret_scan import assert_nowhere, file_contents, mlflow_runs
 
 from airflow_kedro_mlflow.core.ids import storage_key
@@ -198,3 +199,13 @@ def _parent(mlflow_server: str, experiment: str):
     exp = client.get_experiment_by_name(experiment)
     (parent,) = client.search_runs([exp.experiment_id], "tags.`airflow_kedro_mlflow.role` = 'parent'")
     return parent
+
+
+def test_a_dag_file_exported_by_0_1_0_still_runs(s3_example, workspace):
+    """Upgrading the package must not need a re-export: the DAG file the first release wrote
+    (kept in tests/fixtures/) parses and runs with today's operators."""
+    _, dag_file, _, _ = s3_example
+    shutil.copyfile(REPO / "tests" / "fixtures" / "wine_classifier_s3_exported_0_1_0.py", dag_file)
+    result = run_dag(dag_file, "wine_classifier_s3")
+    assert result.state == "success", result
+    assert result.tasks["kedro_promote_model"] == "success"

@@ -18,15 +18,17 @@ MEMORY_DATASET_TYPES = {
 
 
 def catalog_resolver(catalog_config: dict[str, Any]) -> Any:
-    """Kedro's resolver of catalog entries and dataset factories, with credentials left out."""
-    from kedro.io.catalog_config_resolver import CatalogConfigResolver
+    """Kedro's resolver of catalog entries and dataset factories, with credentials left out
+    (and Kedro's runtime pattern given, as its catalog gives it, so that no warning is logged)."""
+    from kedro.io.catalog_config_resolver import DEFAULT_RUNTIME_PATTERN, CatalogConfigResolver
 
     def without_credentials(value: Any) -> Any:
         if isinstance(value, dict):
             return {k: without_credentials(v) for k, v in value.items() if k != "credentials"}
         return value
 
-    return CatalogConfigResolver(config=without_credentials(dict(catalog_config)))
+    return CatalogConfigResolver(config=without_credentials(dict(catalog_config)),
+                                 default_runtime_patterns=DEFAULT_RUNTIME_PATTERN)
 
 
 def dataset_spec(name: str, catalog: Any) -> DatasetSpec:

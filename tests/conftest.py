@@ -370,8 +370,17 @@ def run_dag(
     return DagRunResult(output=output, **data)
 
 
+@pytest.hookimpl(trylast=True)  # after pytest-xdist's, which names each test's group
 def pytest_collection_modifyitems(session, config, items):
     """The tests of one real deployment (an ``xdist_group``) first: they run on one worker each,
     as long as a third of the suite, so the other worker takes the rest and both end together
-    (``-n 2 --dist loadgroup``, scripts/test.sh)."""
+    (``-n 2 --dist loadgroup``, scripts/test.sh). A group that pytest-xdist failed to name (as
+    with pytest 9.2) would be spread over both workers: that stops the run instead."""
     items.sort(key=lambda item: item.get_closest_marker("xdist_group") is None)
+    if getattr(config.option, "loadgroup", False):
+        ungrouped = [item.nodeid for item in items
+                     if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
+        if ungrouped:
+            raise pytest.UsageError(
+                f"pytest-xdist did not group {ungrouped[0]} (pytest "
+                f"{pytest.__version__}): its group's tests would run on two workers at once")

@@ -245,18 +245,11 @@ def start_storage_and_tracking(services: Services, env: dict[str, str], ports: d
     step(f"S3 endpoint on {s3_url} (moto), bucket {BUCKET}")
     # MLflow: runs in SQLite, artifacts proxied to S3 with the server's own keys (the tasks get
     # none for MLflow's artifacts), as docker-compose.yaml deploys it.
-    # The store's tables first, in one process: on a fresh SQLite file the server and its job
-    # runner would both create them, and the loser of that race exits.
-    store = f"sqlite:///{STATE / 'mlflow.db'}"
-    done = subprocess.run([str(BIN / "mlflow"), "db", "upgrade", store], env=env,
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"mlflow db upgrade failed:\n{(done.stdout + done.stderr)[-3000:]}")
     mlflow_env = {**env, "AWS_ACCESS_KEY_ID": "demo-mlflow-key",
                   "AWS_SECRET_ACCESS_KEY": "demo-mlflow-secret", "MLFLOW_S3_ENDPOINT_URL": s3_url}
     services.start("mlflow", [
         str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", ports["mlflow_port"],
-        "--workers", "1", "--backend-store-uri", store,
+        "--workers", "1", "--backend-store-uri", f"sqlite:///{STATE / 'mlflow.db'}",
         "--artifacts-destination", f"s3://{BUCKET}/mlflow"], mlflow_env)
     wait_for(f"{env['MLFLOW_TRACKING_URI']}/health", services)
     step(f"MLflow tracking server on {env['MLFLOW_TRACKING_URI']} (runs in {STATE / 'mlflow.db'}, "

@@ -141,8 +141,6 @@ class MlflowServer:
             "--artifacts-destination", self.artifacts_destination,
             "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
         ]
-        if not (self.root / "mlflow.db").exists():  # see _create_store
-            _create_store(self.root / "mlflow.db", self.env)
         self._stack = contextlib.ExitStack()
         log = self.root / "server.log"
         process = self._stack.enter_context(background_process(command, log, append=True,
@@ -153,14 +151,6 @@ class MlflowServer:
         if self._stack is not None:
             self._stack.close()
             self._stack = None
-
-
-def _create_store(database: Path, env: dict[str, str]) -> None:
-    """An MLflow SQLite store's tables, made by one process: on a fresh file, the server and its
-    job runner both create them, and the loser of that race exits."""
-    subprocess.run([str(Path(sys.executable).with_name("mlflow")), "db", "upgrade",
-                    f"sqlite:///{database}"], check=True, capture_output=True,
-                   env={**os.environ, **env}, timeout=300)
 
 
 @contextlib.contextmanager

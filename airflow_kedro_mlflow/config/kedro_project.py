@@ -142,13 +142,16 @@ def read_config(loader: Any, key: str, patterns: list[str], source: str) -> dict
         raise ConfigError(f"{source}: {exc}") from exc
 
 
-def describe_sources(conf_source: str | Path, env: str | None, name: str) -> str:
-    """The config files called ``name*`` of a project, as a user would look for them."""
+def config_files(conf_source: str | Path, env: str | None, name: str) -> list[Path]:
+    """The config files called ``name*`` of a project, in ``base`` and the env (``local`` by
+    default), as a user would look for them."""
     root = Path(conf_source)
-    found = sorted(
-        str(p)
-        for folder in ("base", env or "local")
-        for p in (root / folder).glob(f"**/{name}*")
-        if p.is_file()
-    )
-    return ", ".join(found) if found else f"{root}/{{base,{env or 'local'}}}/{name}.yml"
+    return sorted(p for folder in ("base", env or "local")
+                  for p in (root / folder).glob(f"**/{name}*") if p.is_file())
+
+
+def describe_sources(conf_source: str | Path, env: str | None, name: str) -> str:
+    """``config_files`` as error messages name them; the usual file when there is none."""
+    found = config_files(conf_source, env, name)
+    root = Path(conf_source)
+    return ", ".join(map(str, found)) if found else f"{root}/{{base,{env or 'local'}}}/{name}.yml"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from airflow_kedro_mlflow.config.kedro_project import conf_source_path
+from airflow_kedro_mlflow.config.kedro_project import conf_source_path, config_files
 from airflow_kedro_mlflow.core.errors import ExportError
 from airflow_kedro_mlflow.export.compiler import CompiledPipeline, compile_project
 from airflow_kedro_mlflow.export.dagbag import load_dagbag
@@ -97,12 +97,11 @@ def kedro_mlflow_warnings(project_path: Path, env: str | None, conf_source: str 
     if os.environ.get("MLFLOW_TRACKING_URI") or not _kedro_mlflow_hook_active():
         return []
     conf = conf_source_path(Path(project_path), conf_source)
-    folders = ("base", env or "local")
-    if any(path.is_file() for folder in folders for path in (conf / folder).glob("**/mlflow*")):
+    if config_files(conf, env, "mlflow"):
         return []
     return [
         f"kedro-mlflow is installed and its hook is active for this project, but "
-        f"{conf}/{{{','.join(folders)}}} has no mlflow.yml: every DAG run's start task will fail. "
+        f"{conf}/{{base,{env or 'local'}}} has no mlflow.yml: every DAG run's start task will fail. "
         f"Add one (`kedro mlflow init{' --env ' + env if env else ''}`) with "
         "server.mlflow_tracking_uri set to 'sqlite:///mlflow.db' or a tracking server URL, or set "
         "MLFLOW_TRACKING_URI for the workers."

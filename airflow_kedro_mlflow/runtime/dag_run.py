@@ -188,8 +188,6 @@ def finish_run(
 def parent_tags(runtime: TaskRuntime) -> dict[str, str]:
     """Who ran: the Airflow DAG run and the Kedro project, as MLflow tags on the parent run."""
     project, project_path, metadata, run = runtime.project, runtime.path, runtime.metadata, runtime.run
-    loader = runtime.loader
-    env = project.env or getattr(loader, "env", None) or getattr(loader, "default_run_env", "")
     tags = {
         "airflow.run_after": run.run_after.isoformat(),
         "airflow.logical_date": run.logical_date.isoformat() if run.logical_date else "",
@@ -198,7 +196,7 @@ def parent_tags(runtime: TaskRuntime) -> dict[str, str]:
         "kedro.project": metadata.project_name,
         "kedro.package": metadata.package_name,
         "kedro.pipeline": project.pipeline,
-        "kedro.env": env or "",  # the env the tasks ran with: Kedro's default run env if none
+        "kedro.env": runtime.env,  # the env the tasks ran with: Kedro's default run env if none
         "kedro.save_version": run.save_version,
         "kedro.package_version": _package_version(metadata.package_name),
         "kedro.git_sha": _git_sha(project_path),

@@ -64,13 +64,16 @@ class TaskRuntime:
         return cls(project, run, path, metadata, loader, conf_root, credentials, settings)
 
     @property
+    def env(self) -> str:
+        """The env the task reads: the DAG's, else Kedro's default run env (``KEDRO_ENV``, or
+        the loader's ``local``)."""
+        return (self.project.env or getattr(self.loader, "env", None)
+                or getattr(self.loader, "default_run_env", None) or "local")
+
+    @property
     def env_description(self) -> str:
-        """The env the task reads, as messages name it: the DAG's, else Kedro's default run env
-        (``KEDRO_ENV``, or the loader's ``local``), said to be the default."""
-        if self.project.env:
-            return self.project.env
-        env = getattr(self.loader, "env", None) or getattr(self.loader, "default_run_env", "local")
-        return f"{env} (Kedro's default)"
+        """``env`` as messages name it, said to be Kedro's default when the DAG names none."""
+        return self.project.env or f"{self.env} (Kedro's default)"
 
     @cached_property
     def parameters(self) -> dict[str, Any]:

@@ -32,8 +32,10 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -169,7 +171,7 @@ class AirflowApi:
 
     def wait(self, dag_id: str, run_id: str, services: Services, timeout: float = 900) -> dict:
         deadline = time.monotonic() + timeout
-        quoted = urllib.request.quote(run_id, safe="")
+        quoted = urllib.parse.quote(run_id, safe="")
         while time.monotonic() < deadline:
             services.check()
             run = self.call("GET", f"/dags/{dag_id}/dagRuns/{quoted}")
@@ -190,13 +192,28 @@ class AirflowApi:
         raise RuntimeError(f"the scheduler started no {dag_id} run within {timeout:.0f}s")
 
 
-def environment() -> tuple[dict[str, str], dict[str, str]]:
-    """The environment of every service and the demo's settings (ports, password)."""
-    ports = {"airflow": port(8080), "mlflow": port(5000), "s3": port(),
-             "worker_logs": port(), "trigger_logs": port()}
-    password = secrets.token_urlsafe(12)
-    (HOME / "passwords.json").write_text(json.dumps({"admin": password}))
-    airflow_url = f"http://127.0.0.1:{ports['airflow']}"
+@dataclass(frozen=True)
+class Site:
+    """Where the demo's services listen on loopback, and the Airflow UI's login."""
+
+    airflow: int
+    mlflow: int
+    s3: int
+    worker_logs: int
+    trigger_logs: int
+    password: str
+
+    @property
+    def airflow_url(self) -> str:
+        return f"http://127.0.0.1:{self.airflow}"
+
+
+def environment() -> tuple[dict[str, str], Site]:
+    """The environment of every service, and where they listen."""
+    site = Site(airflow=port(8080), mlflow=port(5000), s3=port(), worker_logs=port(),
+                trigger_logs=port(), password=secrets.token_urlsafe(12))
+    (HOME / "passwords.json").write_text(json.dumps({"admin": site.password}))
+    airflow_url = site.airflow_url
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLFLOW", "WINE_"))},
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -214,8 +231,8 @@ def environment() -> tuple[dict[str, str], dict[str, str]]:
         "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(HOME / "passwords.json"),
-        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(ports["worker_logs"]),
-        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(ports["trigger_logs"]),
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(site.worker_logs),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(site.trigger_logs),
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         # Preloaded workers (README, "Preloaded workers"): the LocalExecutor forks each task
         # from a server that imported Kedro, the task runtime and the project's libraries once.
@@ -224,17 +241,16 @@ def environment() -> tuple[dict[str, str], dict[str, str]]:
             "airflow,airflow.executors.local_executor,airflow_kedro_mlflow.preload",
         "AIRFLOW__KEDRO_MLFLOW__PRELOAD_PROJECTS": str(PROJECT),
         # The project's `s3` env reads these through conf/s3/credentials.yml (moto accepts any).
-        "WINE_S3_ENDPOINT_URL": f"http://127.0.0.1:{ports['s3']}",
+        "WINE_S3_ENDPOINT_URL": f"http://127.0.0.1:{site.s3}",
         **S3_KEYS,
-        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{ports['mlflow']}",
+        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{site.mlflow}",
     }
-    return env, {"airflow_url": airflow_url, "password": password, **{
-        f"{name}_port": str(number) for name, number in ports.items()}}
+    return env, site
 
 
-def start_storage_and_tracking(services: Services, env: dict[str, str], ports: dict) -> None:
+def start_storage_and_tracking(services: Services, env: dict[str, str], site: Site) -> None:
     s3_url = env["WINE_S3_ENDPOINT_URL"]
-    services.start("moto", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", ports["s3_port"]],
+    services.start("moto", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(site.s3)],
                    env)
     wait_for(f"{s3_url}/moto-api/", services)
     import boto3
@@ -248,7 +264,7 @@ def start_storage_and_tracking(services: Services, env: dict[str, str], ports: d
     mlflow_env = {**env, "AWS_ACCESS_KEY_ID": "demo-mlflow-key",
                   "AWS_SECRET_ACCESS_KEY": "demo-mlflow-secret", "MLFLOW_S3_ENDPOINT_URL": s3_url}
     services.start("mlflow", [
-        str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", ports["mlflow_port"],
+        str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(site.mlflow),
         "--workers", "1", "--backend-store-uri", f"sqlite:///{STATE / 'mlflow.db'}",
         "--artifacts-destination", f"s3://{BUCKET}/mlflow"], mlflow_env)
     wait_for(f"{env['MLFLOW_TRACKING_URI']}/health", services)
@@ -270,7 +286,7 @@ def export(env: dict[str, str]) -> None:
     print(table, flush=True)
 
 
-def start_airflow(services: Services, env: dict[str, str], ports: dict) -> AirflowApi:
+def start_airflow(services: Services, env: dict[str, str], site: Site) -> AirflowApi:
     step(f"Airflow metadata DB: {HOME / 'airflow.db'} (SQLite)")
     done = subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, capture_output=True,
                           text=True)
@@ -279,13 +295,13 @@ def start_airflow(services: Services, env: dict[str, str], ports: dict) -> Airfl
         raise RuntimeError(f"airflow db migrate failed:\n{(done.stdout + done.stderr)[-4000:]}")
     airflow = str(BIN / "airflow")
     services.start("api-server", [airflow, "api-server", "--host", "127.0.0.1", "--port",
-                                  ports["airflow_port"]], env)
+                                  str(site.airflow)], env)
     for component in ("scheduler", "dag-processor"):
         services.start(component, [airflow, component], env)
-    wait_for(f"{ports['airflow_url']}/api/v2/monitor/health", services)
-    step(f"Airflow api-server on {ports['airflow_url']}, scheduler (LocalExecutor, preloaded "
+    wait_for(f"{site.airflow_url}/api/v2/monitor/health", services)
+    step(f"Airflow api-server on {site.airflow_url}, scheduler (LocalExecutor, preloaded "
          "workers) and dag-processor")
-    api = AirflowApi(ports["airflow_url"], "admin", ports["password"])
+    api = AirflowApi(site.airflow_url, "admin", site.password)
     dag_ids = sorted(path.stem for path in (REPO / "dags").glob("*.py"))
     api.wait_for_dags(dag_ids, services)
     for dag_id in dag_ids:  # every DAG of dags/ can run while the demo's services live
@@ -376,9 +392,9 @@ def copy_s3(env: dict[str, str], target: Path) -> None:
           "confusion_matrix.png")
 
 
-def serve(services: Services, ports: dict, env: dict[str, str]) -> None:
+def serve(services: Services, site: Site, env: dict[str, str]) -> None:
     print(f"""
-Airflow UI: {ports['airflow_url']}   user admin, password {ports['password']}
+Airflow UI: {site.airflow_url}   user admin, password {site.password}
             (also in {(HOME / 'passwords.json').relative_to(REPO)})
 MLflow UI:  {env['MLFLOW_TRACKING_URI']}
 Every DAG of dags/ is unpaused and can run while this lasts; task logs open in the UI, and each
@@ -420,14 +436,14 @@ def main() -> int:
     services = Services()
     try:
         with fresh_state():
-            env, ports = environment()
+            env, site = environment()
             write_env_file(env)
-            start_storage_and_tracking(services, env, ports)
+            start_storage_and_tracking(services, env, site)
             export(env)
-            api = start_airflow(services, env, ports)
+            api = start_airflow(services, env, site)
             report(run_the_story(api, services), env)
             if args.serve:
-                serve(services, ports, env)
+                serve(services, site, env)
     except Stop as stop:
         print(f"\n{stop}: stopping the demo's services", flush=True)
         return 0 if args.serve else 130

@@ -269,7 +269,7 @@ def test_output_is_the_result_alone_and_check_says_what_it_checked(relay, tmp_pa
     result = run_kedro(relay, "airflow", "export", "--target-dir", str(tmp_path / "dags"),
                        "--check")
     # Kedro's CLI logs which logging config it uses before any command runs; nothing else
-    output = re.split(r"as logging\s+configuration\.[ ]*\n", result.stdout + result.stderr)[-1]
+    output = re.split(r"as\s+logging\s+configuration\.[ ]*\n", result.stdout + result.stderr)[-1]
     assert output.splitlines()[0].split() == ["DAG", "file", "tasks", "edges", "status"], output
     assert output.splitlines()[1].split()[2] == "6", output  # as Airflow counts them, below too
     assert "Checked: Airflow's DagBag imports every DAG file with no error: relay_cli (6 tasks)." \
@@ -281,7 +281,7 @@ def test_output_is_the_result_alone_and_check_says_what_it_checked(relay, tmp_pa
     assert "Filling up the DagBag" in verbose.stdout + verbose.stderr
     failed = run_kedro(relay, "airflow", "export", "-p", "nope", "--target-dir",
                        str(tmp_path / "dags"), check=False)
-    after_kedro = re.split(r"as logging\s+configuration\.[ ]*\n", failed.stdout)[-1]
+    after_kedro = re.split(r"as\s+logging\s+configuration\.[ ]*\n", failed.stdout)[-1]
     assert after_kedro.strip() == "" and len(failed.stderr.strip().splitlines()) == 1, failed
 
 

@@ -170,6 +170,10 @@ def worker_env(env: dict[str, str]) -> dict[str, str]:
 
 
 def _quote(run_id: str) -> str:
+    """``run_id`` as one path segment; a run id of only dots (Airflow accepts `.`) percent-encoded,
+    or it would be read as a relative path step."""
+    if set(run_id) == {"."}:
+        return "%2E" * len(run_id)
     return urllib.request.quote(run_id, safe="")
 
 

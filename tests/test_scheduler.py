@@ -5,6 +5,8 @@ clock and by assets; a real ``mlflow server`` and an S3 endpoint on loopback."""
 from __future__ import annotations
 
 import json
+import re
+import urllib.error
 import uuid
 from datetime import datetime
 
@@ -24,6 +26,7 @@ INFERENCE = "wine_classifier__inference_s3"
 MINUTELY = "minutely"
 WHERE = "where"
 PLANTED = "planted"
+DOTS = "dots"
 
 
 @pytest.fixture(scope="session")
@@ -48,9 +51,9 @@ def mlflow_server(tmp_path_factory, s3_server):
 @pytest.fixture(scope="session")  # once per worker: never set up twice
 def deployment(tmp_path_factory, s3_server, mlflow_server, node_python, planted_secrets):
     """The example in its `s3` env (training + inference DAGs), a small DAG scheduled every
-    minute, one whose middle node runs in another virtualenv and one with credentials planted
-    in its configuration, exported into one dags/ folder, plus the environment the workers
-    get."""
+    minute, one whose middle node runs in another virtualenv, one with credentials planted
+    in its configuration and one that removes each run's intermediate data at its end,
+    exported into one dags/ folder, plus the environment the workers get."""
     root = tmp_path_factory.mktemp("deployment")
     key, secret = f"key{uuid.uuid4().hex}", f"secret{uuid.uuid4().hex}"
     s3_server.ensure_bucket(BUCKET, key, secret)
@@ -65,6 +68,9 @@ def deployment(tmp_path_factory, s3_server, mlflow_server, node_python, planted_
     run_kedro(where, "airflow", "export", "--target-dir", str(root / "dags"))
     planted = planted_project(root / "examples", str(node_python), mlflow_server, planted_secrets)
     run_kedro(planted, "airflow", "export", "--target-dir", str(root / "dags"))
+    dots = relay_project(root / "examples", package=DOTS, extra_conf={"airflow.yml": {
+        "default": {"intermediate_retention": 0}}})  # a run's data is removed at its end
+    run_kedro(dots, "airflow", "export", "--target-dir", str(root / "dags"))
     env = {"WINE_S3_KEY": key, "WINE_S3_SECRET": secret, "WINE_S3_ENDPOINT_URL": s3_server.url,
            "MLFLOW_TRACKING_URI": mlflow_server}
     return root, env
@@ -142,7 +148,9 @@ def local_airflow(deployment):
     root, env = deployment
     with airflow_cluster(root / "local", root / "dags", "LocalExecutor",
                          extra_env={**_preload(root, env, LOCAL_PRELOAD),
-                                    **_lineage_events(root)}) as airflow:
+                                    **_lineage_events(root),
+                                    # run ids with ".." too (Airflow refuses them by default)
+                                    "AIRFLOW__CORE__ALLOW_DOUBLE_DOT_IN_IDS": "True"}) as airflow:
         yield airflow
 
 
@@ -238,6 +246,41 @@ def test_credentials_planted_in_the_configuration_appear_nowhere(
     notify_log = "".join(_task_logs(local_airflow, PLANTED, run_id))
     assert "Posting '5 numbers' to ***" in notify_log  # what the dataset logged, masked
     assert_nowhere(tuple(planted_secrets.values()), places)
+
+
+def test_run_ids_made_of_dots_reach_no_other_runs_data(deployment, local_airflow):
+    """Airflow accepts a triggered run id of `.` (and `..` where `allow_double_dot_in_ids` is
+    set, as here). As storage keys they would be the DAG's folder and the store's root, and
+    the run's clean-up at its end would remove every other run's data. Each gets a key of its
+    own below the DAG's folder; the data of runs in progress of this DAG and of another DAG
+    stays as it was.
+
+    Airflow 3.3.2 itself cannot finish such a run: the Task SDK puts the run id unescaped in
+    the path of its XCom requests, which then resolve to another URL (a 307 for `.`), so any
+    task that pushes or reads an XCom fails. The test asserts what holds whatever Airflow
+    does with them next."""
+    root, _ = deployment
+    store = root / "examples" / DOTS / "data" / "airflow_intermediate"
+    in_progress = [store / DOTS / "in-progress" / "numbers.pickle",
+                   store / "another_dag" / "in-progress" / "numbers.pickle"]
+    for path in in_progress:
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"another run's data")
+    for run_id in (".", ".."):
+        local_airflow.trigger(DOTS, run_id=run_id)
+        local_airflow.wait(DOTS, run_id)
+        start_log = "".join(_task_logs(local_airflow, DOTS, run_id))
+        (folder,) = set(re.findall(r"intermediate store (\S+?)[\\\"]", start_log))
+        assert folder.rsplit("/", 1) == [f"{store}/{DOTS}", storage_key(run_id)]
+        assert not storage_key(run_id).startswith(".")  # one new segment below the DAG's folder
+    assert [path.read_bytes() for path in in_progress] == [b"another run's data"] * 2
+    assert {p.name for p in (store / DOTS).iterdir()} <= {
+        "in-progress", storage_key("."), storage_key("..")}
+    # A "/" in a run id is refused by Airflow's default `allowed_run_id_pattern`; its storage
+    # key stays one segment too (tests/test_storage_keys.py).
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        local_airflow.trigger(DOTS, run_id="a/../b")
+    assert refused.value.code in (400, 422)
 
 
 def test_three_concurrent_runs_keep_their_own_runs_data_and_models(

@@ -92,7 +92,7 @@ def test_every_dependency_with_a_shim_has_a_tested_upper_bound():
     setup = (REPO / "setup.cfg").read_text()
     for requirement in ("kedro>=1.2,<1.7", "mlflow>=3.1,<3.18", "apache-airflow>=3.1,<3.4",
                         "kedro-mlflow>=2,<2.1", "apache-airflow-providers-cncf-kubernetes>=10,<11",
-                        "kedro-airflow>=0.10,<0.12"):
+                        "kedro-airflow>=0.11,<0.12"):
         assert requirement in setup, requirement
 
 

@@ -122,6 +122,28 @@ def test_kedro_session_shims(tmp_path):
         "kedro", "kedro", "KedroSession's hook manager, store or config loader")
 
 
+def test_sessions_never_import_the_telemetry_plugins_hooks(tmp_path):
+    """kedro-telemetry is installed (a Kedro dependency) and its hook is an entry point: Kedro
+    imports it for every session; ours block it before it is imported."""
+    from kedro_projects import relay_project
+
+    project = relay_project(tmp_path, package="compat_telemetry")
+    out = _run(f"""
+        import sys
+        from pathlib import Path
+        from airflow_kedro_mlflow.config.kedro_project import bootstrap, create_session
+        bootstrap(Path({str(project)!r}))
+        session = create_session(Path({str(project)!r}), env=None, conf_source=None)
+        session.load_context()
+        ours = "kedro_telemetry.plugin" in sys.modules
+        from kedro.framework.session import KedroSession
+        KedroSession.create(project_path=Path({str(project)!r}))  # Kedro's own, not blocked
+        print(ours, "kedro_telemetry.plugin" in sys.modules)
+    """)
+    assert out == "False True", _changed(
+        "kedro", "kedro", "how KedroSession makes its hook manager (_create_hook_manager)")
+
+
 def test_kedro_versioned_dataset_shims(tmp_path):
     from kedro.io import Version
     from kedro_datasets.json import JSONDataset

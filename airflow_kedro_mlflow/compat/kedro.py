@@ -7,7 +7,8 @@ installed Kedro.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 
@@ -20,6 +21,32 @@ def register_hooks(session: Any, *hooks: Any) -> None:
     Kedro calls; there is no public way to add to it."""
     for hook in hooks:
         session._hook_manager.register(hook)
+
+
+@contextlib.contextmanager
+def plugin_hooks_blocked(*entry_points: str) -> Iterator[None]:
+    """Sessions created meanwhile never import these plugins' hooks (names of ``kedro.hooks``
+    entry points).
+
+    Kedro's ``DISABLE_HOOKS_FOR_PLUGINS`` unregisters a plugin's hooks after importing it;
+    pluggy skips a blocked name before it imports anything. ``KedroSession.__init__`` makes its
+    hook manager with ``_create_hook_manager`` from its own module, then loads the entry
+    points: the manager it gets here has the names blocked already."""
+    from kedro.framework.session import session as session_module
+
+    create = session_module._create_hook_manager
+
+    def create_blocking() -> Any:
+        manager = create()
+        for name in entry_points:
+            manager.set_blocked(name)
+        return manager
+
+    session_module._create_hook_manager = create_blocking
+    try:
+        yield
+    finally:
+        session_module._create_hook_manager = create
 
 
 def without_project_hooks(session: Any) -> None:

@@ -15,12 +15,23 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_kedro_mlflow.compat.kedro import set_save_version, use_config_loader, without_project_hooks
+from airflow_kedro_mlflow.compat.kedro import (
+    plugin_hooks_blocked,
+    set_save_version,
+    use_config_loader,
+    without_project_hooks,
+)
 from airflow_kedro_mlflow.core.errors import ConfigError, ExportError
 
 if TYPE_CHECKING:
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import ProjectMetadata
+
+
+SESSION_BLOCKED_PLUGINS = ("kedro-telemetry",)
+"""Plugins whose session hooks no session of ours loads. kedro-telemetry reports a user's CLI
+commands (its CLI hook does that, and stays); its session hook would be imported in every task
+(about 60-80 ms) of a DAG run, which is not a user's command."""
 
 
 @contextlib.contextmanager
@@ -91,7 +102,7 @@ def create_session(
     from kedro.framework.session import KedroSession
 
     check_env(project_path, env, conf_source)
-    with keep_root_logging():
+    with keep_root_logging(), plugin_hooks_blocked(*SESSION_BLOCKED_PLUGINS):
         session = KedroSession.create(
             project_path=project_path,
             env=env,

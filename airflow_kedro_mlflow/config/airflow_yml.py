@@ -194,7 +194,7 @@ def _tag_routes(value: Any) -> tuple[tuple[str, str], ...]:
 
 
 _NonEmpty = Annotated[str, Field(min_length=1, strict=True)]
-_FROZEN = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+_FROZEN = ConfigDict(extra="forbid", frozen=True)
 
 
 class Promotion(BaseModel):
@@ -342,7 +342,7 @@ class PipelineSettings(BaseModel):
     ``default`` set: ``promotion: null`` turns a gate off).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     intermediate_store: Annotated[str, _parser(_string)] = DEFAULT_INTERMEDIATE_STORE
     """Where data crossing task boundaries is kept during a DAG run: a local directory (relative

@@ -2,8 +2,10 @@
 
     ./scripts/benchmark.sh            (or: .venv/bin/python -m benchmarks.run [--quick])
 
-Every figure is a ratio against a baseline measured side by side, in interleaved rounds, as the
-median of the rounds: the machine's speed cancels out, and nothing here is a timed test. Rows:
+Every figure is a ratio against a baseline measured side by side, in interleaved rounds: each
+round gives one paired ratio, and a row shows their median with the min and max, and the load the
+machine was under. The machine's speed cancels out, and nothing here is a timed test; a row
+misses its target only when its whole spread is over it. Rows:
 
 - export: ``kedro airflow export`` of a synthetic 5000-node pipeline against kedro-airflow's
   ``kedro airflow create`` of the same project; compile + render of it in-process (absolute).
@@ -48,17 +50,31 @@ import conftest  # noqa: E402  (sets up an isolated Airflow home for dag.test ru
 
 from benchmarks.synthetic import write_synthetic_project  # noqa: E402
 
-Row = tuple[str, str, str, str]  # figure, measured, baseline, ratio (with its target)
+Row = tuple[str, str, str, str, str]  # figure, measured, baseline, ratio (spread, target), load
 KEDRO = str(Path(sys.executable).with_name("kedro"))
 
 
-def interleaved(rounds: int, **contenders: Callable[[], float]) -> dict[str, float]:
-    """The median of each contender's measurements, taken in turns, round after round."""
-    samples: dict[str, list[float]] = {name: [] for name in contenders}
+@dataclass
+class Samples:
+    """Each contender's measurements, one per round, taken in turns; and the machine's load
+    (1-minute load average) at each measurement."""
+
+    values: dict[str, list[float]]
+    load: list[float]
+
+    def median(self, name: str) -> float:
+        return statistics.median(self.values[name])
+
+
+def interleaved(rounds: int, **contenders: Callable[[], float]) -> Samples:
+    """Each contender measured once per round, in turns, round after round: a contender and
+    its baseline see the same load, and each round gives one paired ratio."""
+    samples = Samples({name: [] for name in contenders}, [])
     for _ in range(rounds):
         for name, measure in contenders.items():
-            samples[name].append(measure())
-    return {name: statistics.median(values) for name, values in samples.items()}
+            samples.values[name].append(measure())
+            samples.load.append(os.getloadavg()[0])
+    return samples
 
 
 def wall(command: list[str], cwd: Path) -> Callable[[], float]:
@@ -70,11 +86,21 @@ def wall(command: list[str], cwd: Path) -> Callable[[], float]:
     return measure
 
 
-def ratio(value: float, baseline: float, target: float | None) -> str:
-    text = f"{value / baseline:.2f}x"
+def ratio(values: list[float], baselines: list[float], target: float | None) -> str:
+    """The median of the paired ratios (round by round) and their spread, min to max; against
+    a target: ``ok`` when the median meets it, ``MISSED`` only when the whole spread is over
+    it, ``unclear`` in between (the noise of this run is larger than the margin)."""
+    ratios = sorted(v / b for v, b in zip(values, baselines, strict=True))
+    low, middle, high = ratios[0], statistics.median(ratios), ratios[-1]
+    text = f"{middle:.2f}x ({low:.2f}-{high:.2f})"
     if target is not None:
-        text += f" (target <= {target:g}x: {'ok' if value / baseline <= target else 'MISSED'})"
+        verdict = "ok" if middle <= target else "MISSED" if low > target else "unclear"
+        text += f", target <= {target:g}x: {verdict}"
     return text
+
+
+def load_text(load: list[float]) -> str:
+    return f"{min(load):.1f}-{max(load):.1f}" if load else "-"
 
 
 # --- export --------------------------------------------------------------------------------
@@ -83,7 +109,7 @@ def export_rows(root: Path, rounds: int) -> list[Row]:
     project, _ = write_synthetic_project(root / "export", nodes=5000)
     ours = ["export", "--target-dir", str(root / "export-ours")]
     theirs = ["create", "--target-dir", str(root / "export-kedro-airflow")]
-    medians = interleaved(
+    samples = interleaved(
         rounds,
         ours=wall([KEDRO, "airflow", *ours], project),
         kedro_airflow=wall([KEDRO, "airflow", *theirs], project),
@@ -109,17 +135,17 @@ def export_rows(root: Path, rounds: int) -> list[Row]:
         print("SECONDS", time.perf_counter() - start)
         """
     )
-    samples = []
+    compile_render = []
     for _ in range(rounds):
         out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-        samples.append(float(out.stdout.split("SECONDS")[-1]))
-    compile_render = statistics.median(samples)
+        compile_render.append(float(out.stdout.split("SECONDS")[-1]))
     return [
-        ("export 5000 nodes (CLI wall)", f"{medians['ours']:.2f} s",
-         f"{medians['kedro_airflow']:.2f} s kedro-airflow",
-         ratio(medians["ours"], medians["kedro_airflow"], 1.0)),
-        ("compile + render 5000 nodes (in-process)", f"{compile_render:.3f} s", "0.5 s target",
-         ratio(compile_render, 0.5, 1.0)),
+        ("export 5000 nodes (CLI wall)", f"{samples.median('ours'):.2f} s",
+         f"{samples.median('kedro_airflow'):.2f} s kedro-airflow",
+         ratio(samples.values["ours"], samples.values["kedro_airflow"], 1.0),
+         load_text(samples.load)),
+        ("compile + render 5000 nodes (in-process)", f"{statistics.median(compile_render):.3f} s",
+         "0.5 s target", ratio(compile_render, [0.5] * len(compile_render), 1.0), "-"),
     ]
 
 
@@ -153,8 +179,8 @@ PARSE_PROBE = textwrap.dedent(
 
 def bare_twin(dag_file: Path) -> str:
     """The exported DAG with EmptyOperators for tasks: the same DAG arguments that change what
-    Airflow does (tags, docs, params: Airflow copies and serializes a DAG's params with every
-    task), the same task ids and edges, none of this package."""
+    Airflow does (tags, docs, params, given after the tasks as the export does), the same task
+    ids and edges, none of this package."""
     probe = (
         "import sys, json\n"
         "from airflow_kedro_mlflow.export.dagbag import load_dagbag\n"
@@ -174,7 +200,7 @@ def bare_twin(dag_file: Path) -> str:
         "from airflow.providers.standard.operators.empty import EmptyOperator",
         "from airflow.sdk import DAG, Param",
         f"with DAG(dag_id='bare_twin', schedule=None, tags={shape['tags']!r}, "
-        f"doc_md={shape['doc_md']!r}, params={{{params}}}) as dag:",
+        f"doc_md={shape['doc_md']!r}) as dag:",
         "    tasks = {}",
         f"    shape = {shape['tasks']!r}",
         "    for task_id, _ in shape:",
@@ -182,6 +208,7 @@ def bare_twin(dag_file: Path) -> str:
         "    for task_id, downstream in shape:",
         "        for other in downstream:",
         "            tasks[task_id] >> tasks[other]",
+        f"    dag.params = {{{params}}}",
         "",
     ])
 
@@ -210,19 +237,22 @@ def parse_rows(root: Path, rounds: int, sizes: list[int]) -> list[Row]:
         theirs = next((dags / "kedro_airflow").glob("*.py"))
         for path in (exported, twin, theirs):  # warm the bytecode caches, as a deployment has
             parse_seconds(path, empty)
-        medians = interleaved(
+        samples = interleaved(
             rounds,
             ours=functools.partial(parse_seconds, exported, empty),
             twin=functools.partial(parse_seconds, twin, empty),
             kedro_airflow=functools.partial(parse_seconds, theirs, empty),
         )
-        rows.append((
-            f"parse {size} nodes (DagBag)",
-            f"{medians['ours'] * 1000:.1f} ms",
-            f"{medians['twin'] * 1000:.1f} ms bare twin",
-            ratio(medians["ours"], medians["twin"], 1.3)
-            + f"; kedro-airflow's DAG {medians['kedro_airflow'] * 1000:.1f} ms",
-        ))
+        ours_ms = f"{samples.median('ours') * 1000:.1f} ms"
+        rows += [
+            (f"parse + serialize {size} nodes", ours_ms,
+             f"{samples.median('twin') * 1000:.1f} ms bare twin",
+             ratio(samples.values["ours"], samples.values["twin"], 1.3), load_text(samples.load)),
+            (f"parse + serialize {size} nodes", ours_ms,
+             f"{samples.median('kedro_airflow') * 1000:.1f} ms kedro-airflow's DAG",
+             ratio(samples.values["ours"], samples.values["kedro_airflow"], 1.0),
+             load_text(samples.load)),
+        ]
     return rows
 
 
@@ -256,8 +286,9 @@ def request_rows(root: Path) -> list[Row]:
     per_node = (large - small) / 4
     per_run = small - 2 * per_node
     return [
-        ("MLflow requests per node task", f"{per_node:.1f}", "5 target", ratio(per_node, 5, 1.0)),
-        ("MLflow requests per DAG run (start + end)", f"{per_run:.0f}", "-", "-"),
+        ("MLflow requests per node task", f"{per_node:.1f}", "5 target",
+         ratio([per_node], [5], 1.0), "-"),
+        ("MLflow requests per DAG run (start + end)", f"{per_run:.0f}", "-", "-", "-"),
     ]
 
 
@@ -332,16 +363,15 @@ def _slots(run: dict, tasks: list[dict], order: list[str]) -> dict[str, float]:
 class Deployment:
     """What one real-scheduler deployment measured: per DAG, run walls and per-task slots."""
 
-    walls: dict[str, float]
+    walls: Samples
+    """Per DAG (and ``kedro run`` of the example, as ``kedro_run``), each round's wall time."""
     slots: dict[str, list[dict[str, float]]]
     peak_rss_kb: dict[str, float]
-    kedro_run: float
 
-    def slot(self, dag_id: str, positions: slice) -> float:
-        """Median over the rounds of the mean slot of the chain's tasks at ``positions``."""
+    def slot(self, dag_id: str, positions: slice) -> list[float]:
+        """Per round, the mean slot of the chain's tasks at ``positions``."""
         order = CHAIN_ORDERS[dag_id]
-        return statistics.median(statistics.mean(r[t] for t in order[positions])
-                                 for r in self.slots[dag_id])
+        return [statistics.mean(r[t] for t in order[positions]) for r in self.slots[dag_id]]
 
 
 CHAIN_NODES = 9
@@ -403,10 +433,11 @@ def measure_deployment(root: Path, rounds: int, dag_ids: list[str],
         for dag_id in dag_ids:
             dag_seconds(dag_id, record=False)()  # warm: parsed, workers started, caches filled
         rss_log.unlink(missing_ok=True)
-        walls = interleaved(rounds, **{dag_id: dag_seconds(dag_id) for dag_id in dag_ids})
-        kedro_run = (interleaved(rounds, run=wall([KEDRO, "run", "--env", "bench"], example))["run"]
-                     if "wine_classifier" in dag_ids else float("nan"))
-    return Deployment(walls, slots, _peak_rss(rss_log), kedro_run)
+        contenders = {dag_id: dag_seconds(dag_id) for dag_id in dag_ids}
+        if "wine_classifier" in dag_ids:  # its baseline, in the same rounds
+            contenders["kedro_run"] = wall([KEDRO, "run", "--env", "bench"], example)
+        walls = interleaved(rounds, **contenders)
+    return Deployment(walls, slots, _peak_rss(rss_log))
 
 
 def scheduler_rows(root: Path, rounds: int) -> list[Row]:
@@ -417,27 +448,32 @@ def scheduler_rows(root: Path, rounds: int) -> list[Row]:
     nodes, first, last = slice(1, -1), slice(0, 1), slice(-1, None)
     rows: list[Row] = []
     for deployment, label in ((default, ""), (preloaded, ", preloaded workers")):
+        load = load_text(deployment.walls.load)
         empty = deployment.slot("empty_chain", nodes)
         for dag_id, tracking in (("chain", "MLflow on"), ("chain_untracked", "MLflow off")):
             if deployment.slots[dag_id]:
-                rows.append((f"node task slot, {tracking}{label}", f"{deployment.slot(dag_id, nodes):.2f} s",
-                             f"{empty:.2f} s empty @task", ratio(deployment.slot(dag_id, nodes), empty, 1.3)))
-        for name, position in (("start", first), ("end", last)):
+                ours = deployment.slot(dag_id, nodes)
+                rows.append((f"node task slot, {tracking}{label}", f"{statistics.median(ours):.2f} s",
+                             f"{statistics.median(empty):.2f} s empty @task",
+                             ratio(ours, empty, 1.2), load))
+        for name, position, target in (("start", first, 1.3), ("end", last, 1.3)):
             ours, theirs = deployment.slot("chain", position), deployment.slot("empty_chain", position)
-            rows.append((f"{name} task slot, MLflow on{label}", f"{ours:.2f} s",
-                         f"{theirs:.2f} s empty @task", ratio(ours, theirs, 1.5)))
+            rows.append((f"{name} task slot, MLflow on{label}", f"{statistics.median(ours):.2f} s",
+                         f"{statistics.median(theirs):.2f} s empty @task",
+                         ratio(ours, theirs, target), load))
+        walls = deployment.walls
         rows.append((f"chain run, MLflow on ({CHAIN_TASKS} tasks){label}",
-                     f"{deployment.walls['chain']:.1f} s",
-                     f"{deployment.walls['empty_chain']:.1f} s empty @tasks",
-                     ratio(deployment.walls["chain"], deployment.walls["empty_chain"], None)))
+                     f"{walls.median('chain'):.1f} s", f"{walls.median('empty_chain'):.1f} s empty @tasks",
+                     ratio(walls.values["chain"], walls.values["empty_chain"], None), load))
         for dag_id, tracking in (("chain", "MLflow on"), ("chain_untracked", "MLflow off")):
             if dag_id in deployment.peak_rss_kb:
-                ours, theirs = deployment.peak_rss_kb[dag_id], deployment.peak_rss_kb["empty_chain"]
-                rows.append((f"node task peak RSS, {tracking}{label}", f"{ours / 1024:.0f} MB",
-                             f"{theirs / 1024:.0f} MB empty @task", ratio(ours, theirs, None)))
-        rows.append((f"example DAG, MLflow server{label}", f"{deployment.walls['wine_classifier']:.1f} s",
-                     f"{deployment.kedro_run:.1f} s kedro run",
-                     ratio(deployment.walls["wine_classifier"], deployment.kedro_run, 3.0)))
+                rss, theirs_rss = deployment.peak_rss_kb[dag_id], deployment.peak_rss_kb["empty_chain"]
+                rows.append((f"node task peak RSS, {tracking}{label}", f"{rss / 1024:.0f} MB",
+                             f"{theirs_rss / 1024:.0f} MB empty @task",
+                             ratio([rss], [theirs_rss], None), load))
+        rows.append((f"example DAG, MLflow server{label}", f"{walls.median('wine_classifier'):.1f} s",
+                     f"{walls.median('kedro_run'):.1f} s kedro run",
+                     ratio(walls.values["wine_classifier"], walls.values["kedro_run"], 3.0), load))
     return rows
 
 
@@ -460,8 +496,9 @@ def _seconds(start: str, end: str) -> float:
 # --- the table -----------------------------------------------------------------------------
 
 def table(rows: list[Row]) -> str:
-    header = ("figure", "measured", "baseline", "ratio")
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(4)]
+    header = ("figure", "measured (median)", "baseline (median)",
+              "ratio: median of paired rounds (min-max)", "load")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |",
              "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     lines += ["| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
@@ -479,21 +516,41 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per figure")
     parser.add_argument("--quick", action="store_true", help="skip the real-scheduler rows")
+    parser.add_argument("--only", default="", help="comma-separated sections: " + ", ".join(SECTIONS))
     args = parser.parse_args()
+    chosen = [n for n in args.only.split(",") if n] or [
+        n for n in SECTIONS if not (args.quick and n == "scheduler")]
+    unknown = set(chosen) - set(SECTIONS)
+    if unknown:
+        parser.error(f"--only: unknown sections {sorted(unknown)}; choose from {list(SECTIONS)}")
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True,
                    capture_output=True, timeout=600)
     rows: list[Row] = []
     with scratch() as root:
-        for name, section in (
-            ("export", lambda: export_rows(root, args.rounds)),
-            ("parse", lambda: parse_rows(root, args.rounds, [10, 100, 1000, 5000])),
-            ("tracking requests", lambda: request_rows(root)),
-            *([] if args.quick else [("scheduler", lambda: scheduler_rows(root, args.rounds))]),
-        ):
+        for name in chosen:
             print(f"measuring {name}...", file=sys.stderr, flush=True)
-            rows += section()
+            rows += SECTIONS[name](root, args.rounds)
+    print(preamble(args.rounds))
     print(table(rows))
     return 0
+
+
+SECTIONS: dict[str, Callable[[Path, int], list[Row]]] = {
+    "export": export_rows,
+    "parse": lambda root, rounds: parse_rows(root, rounds, [10, 100, 1000, 5000]),
+    "requests": lambda root, rounds: request_rows(root),
+    "scheduler": scheduler_rows,
+}
+
+
+def preamble(rounds: int) -> str:
+    from datetime import UTC, datetime
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                            text=True).stdout.strip() or "unknown"
+    return (f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores at commit "
+            f"{commit}, {rounds} interleaved rounds. Ratios: the median of the rounds' paired ratios "
+            "(min-max); load: the 1-minute load average during the row's measurements.\n")
 
 
 if __name__ == "__main__":

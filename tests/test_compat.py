@@ -191,6 +191,20 @@ def test_dynaconf_loaders_shim():
                                                        "where its loaders import inspect")
 
 
+def test_dynaconf_imports_without_flask_which_stays_importable():
+    out = _run("""
+        import sys
+        from airflow_kedro_mlflow.compat.dynaconf import import_without_flask
+        import_without_flask()
+        loaded = "dynaconf" in sys.modules, "flask" in sys.modules
+        from dynaconf.contrib import flask_dynaconf
+        import flask.config
+        print(loaded, flask_dynaconf.flask_installed, flask.config.Config.__name__)
+    """)
+    assert out == "(True, False) False Config", _changed(
+        "dynaconf", "dynaconf", "how its Flask extension imports Flask")
+
+
 # --- kedro-mlflow, MLflow, Airflow, Kubernetes, kedro-airflow ---------------------------------
 
 def test_kedro_mlflow_model_dataset_shim():

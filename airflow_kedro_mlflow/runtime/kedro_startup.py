@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from airflow_kedro_mlflow.compat.dynaconf import modules_using
+from airflow_kedro_mlflow.compat.dynaconf import import_without_flask, modules_using
 from airflow_kedro_mlflow.compat.kedro import wrap_memory_copy_mode
 
 _COPY_MODE_LIBRARIES = frozenset({"pandas", "numpy", "ibis"})
@@ -72,6 +72,7 @@ def settings_loaded_without_reading_source() -> Iterator[None]:
     """
     import inspect
 
+    import_without_flask()  # dynaconf is first imported here, by modules_using
     patched = modules_using(inspect)
     for module in patched:
         setattr(module, "inspect", _FramesWithoutSource(inspect))  # noqa: B010

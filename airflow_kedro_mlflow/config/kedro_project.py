@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_kedro_mlflow.compat.dynaconf import settings_loaded_without_reading_source
 from airflow_kedro_mlflow.compat.kedro import (
     plugin_hooks_blocked,
     set_save_version,
@@ -49,7 +50,7 @@ def bootstrap(project_path: Path) -> ProjectMetadata:
     """Make the project's package importable and its settings and pipelines active."""
     # kedro-telemetry would otherwise ask for consent (blocking a task) or call home.
     os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
-    with keep_root_logging():
+    with keep_root_logging(), settings_loaded_without_reading_source():
         from kedro.framework.startup import bootstrap_project
 
         try:

@@ -8,13 +8,11 @@ tasks (``airflow_kedro_mlflow.preload``).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-from airflow_kedro_mlflow.compat.dynaconf import import_without_flask, modules_using
 from airflow_kedro_mlflow.compat.kedro import wrap_memory_copy_mode
 
 _COPY_MODE_LIBRARIES = frozenset({"pandas", "numpy", "ibis"})
@@ -43,42 +41,3 @@ def infer_copy_mode_without_imports() -> None:
         return infer_copy_mode
 
     wrap_memory_copy_mode(without_imports)  # False: another Kedro layout, or in place already
-
-
-class _FramesWithoutSource:
-    """``inspect`` as dynaconf's loaders see it, whose ``stack()`` reads no source lines."""
-
-    def __init__(self, inspect_module: Any):
-        self._inspect = inspect_module
-
-    def stack(self, context: int = 0) -> Any:
-        return self._inspect.stack(0)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inspect, name)
-
-
-@contextlib.contextmanager
-def settings_loaded_without_reading_source() -> Iterator[None]:
-    """Let dynaconf load the project's ``settings.py`` without reading every frame's source.
-
-    Bootstrapping a Kedro project loads its settings through dynaconf, which looks for optional
-    ``<env>_settings`` and ``global_settings`` modules; for each it calls ``inspect.stack()``
-    twice, only to compare frame file names. ``inspect.stack()`` also reads the source lines of
-    every frame on the stack, which in an Airflow task (a deep stack, thousands of loaded
-    modules) costs tens of milliseconds per call. With ``context=0`` the frames and file names
-    are the same and no source is read. Only dynaconf's loader modules see the change, and only
-    meanwhile.
-    """
-    import inspect
-
-    import_without_flask()  # dynaconf is first imported here, by modules_using
-    patched = modules_using(inspect)
-    for module in patched:
-        setattr(module, "inspect", _FramesWithoutSource(inspect))  # noqa: B010
-    try:
-        yield
-    finally:
-        for module in patched:
-            setattr(module, "inspect", inspect)  # noqa: B010
-

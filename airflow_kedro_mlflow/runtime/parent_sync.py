@@ -53,12 +53,10 @@ def open_tracker(project: KedroProject) -> Any:
     """The project's MLflow tracker (``None``: tracking is off), opened as a task opens it."""
     from airflow_kedro_mlflow.config import connections
     from airflow_kedro_mlflow.config.kedro_project import bootstrap, conf_source_path, config_loader
-    from airflow_kedro_mlflow.runtime.kedro_startup import settings_loaded_without_reading_source
     from airflow_kedro_mlflow.runtime.tracking import Tracker
 
     path = project.locate(ask_airflow=False)  # no Task SDK here to ask for a Variable
-    with settings_loaded_without_reading_source():
-        metadata = bootstrap(path)
+    metadata = bootstrap(path)
     connections.register()
     loader = config_loader(path, project.env, project.conf_source)
     credentials = _CredentialsOnDemand(loader, conf_source_path(path, project.conf_source),

@@ -24,11 +24,7 @@ from airflow_kedro_mlflow.config.pipeline import load_pipeline_settings
 from airflow_kedro_mlflow.config.project_ref import KedroProject
 from airflow_kedro_mlflow.core.run_identity import RunIdentity
 from airflow_kedro_mlflow.runtime.intermediate import IntermediateStore
-from airflow_kedro_mlflow.runtime.kedro_startup import (
-    PRELOADED_ENV,
-    infer_copy_mode_without_imports,
-    settings_loaded_without_reading_source,
-)
+from airflow_kedro_mlflow.runtime.kedro_startup import PRELOADED_ENV, infer_copy_mode_without_imports
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +49,7 @@ class TaskRuntime:
         if os.environ.get(PRELOADED_ENV):
             log.info("Worker preloaded by airflow_kedro_mlflow.preload: %s", os.environ[PRELOADED_ENV])
         quiet_resolver_deprecation()
-        with settings_loaded_without_reading_source():
-            metadata = bootstrap(path)
+        metadata = bootstrap(path)
         infer_copy_mode_without_imports()
         connections.register()  # ${airflow_conn:...} in credentials.yml and mlflow.yml
         loader = config_loader(path, project.env, project.conf_source, runtime_params or None)

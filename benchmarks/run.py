@@ -179,8 +179,8 @@ PARSE_PROBE = textwrap.dedent(
 
 def bare_twin(dag_file: Path) -> str:
     """The exported DAG with EmptyOperators for tasks: the same DAG arguments that change what
-    Airflow does (tags, docs, params, given after the tasks as the export does), the same task
-    ids and edges, none of this package."""
+    Airflow does (tags, docs, params, given after the tasks: like the export's tasks, the twin's
+    carry no copy of them), the same task ids and edges, none of this package."""
     probe = (
         "import sys, json\n"
         "from airflow_kedro_mlflow.export.dagbag import load_dagbag\n"

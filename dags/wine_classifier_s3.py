@@ -30,6 +30,11 @@ with DAG(
     catchup=False,
     max_active_runs=3,
     tags=['kedro', 'wine_classifier'],
+    params={
+        'data_processing': Param({'cleaning': {'dropna': True, 'clip_quantiles': {'lower': 0.01, 'upper': 0.99}}, 'split': {'test_size': 0.25, 'random_state': 7, 'stratify': True}}, type='object', description="Kedro parameter `data_processing`: a run's conf that changes it overrides it (`kedro run --params`)"),
+        'logistic_regression': Param({'model_options': {'estimator': 'logistic_regression', 'C': 1.0, 'max_iter': 1000}}, type='object', description="Kedro parameter `logistic_regression`: a run's conf that changes it overrides it (`kedro run --params`)"),
+        'random_forest': Param({'model_options': {'estimator': 'random_forest', 'n_estimators': 100, 'max_depth': 5, 'random_state': 42}}, type='object', description="Kedro parameter `random_forest`: a run's conf that changes it overrides it (`kedro run --params`)"),
+    },
     doc_md=__doc__,
 ) as dag:
     start = KedroRunStartOperator(task_id='kedro_run_start', project=PROJECT)
@@ -122,9 +127,3 @@ with DAG(
     )
     [tasks[task_id] for task_id in ['logistic_regression.evaluate_model', 'random_forest.evaluate_model']] >> promote >> end
     end.as_teardown(setups=start)
-    # after the tasks, or each task would carry a copy of them (parse time)
-    dag.params = {
-        'data_processing': Param({'cleaning': {'dropna': True, 'clip_quantiles': {'lower': 0.01, 'upper': 0.99}}, 'split': {'test_size': 0.25, 'random_state': 7, 'stratify': True}}, type='object', description="Kedro parameter `data_processing`: a run's conf that changes it overrides it (`kedro run --params`)"),
-        'logistic_regression': Param({'model_options': {'estimator': 'logistic_regression', 'C': 1.0, 'max_iter': 1000}}, type='object', description="Kedro parameter `logistic_regression`: a run's conf that changes it overrides it (`kedro run --params`)"),
-        'random_forest': Param({'model_options': {'estimator': 'random_forest', 'n_estimators': 100, 'max_depth': 5, 'random_state': 42}}, type='object', description="Kedro parameter `random_forest`: a run's conf that changes it overrides it (`kedro run --params`)"),
-    }

@@ -63,6 +63,7 @@ def render_dag(
             else []
         ),
         f"    tags={['kedro', manifest.package_name, *settings.tags]!r},",
+        *(_render_params(manifest) if settings.dag_params else []),
         "    doc_md=__doc__,",
         ") as dag:",
         f"    start = KedroRunStartOperator(task_id={START_TASK_ID!r}, project=PROJECT)",
@@ -82,7 +83,6 @@ def render_dag(
         f"    start >> [tasks[task_id] for task_id in {roots!r}]",
         *_render_leaves(leaves, settings),
         "    end.as_teardown(setups=start)",
-        *(_render_params(manifest) if settings.dag_params else []),
         "",
     ]
     return "\n".join(lines)
@@ -236,24 +236,16 @@ _PARAM_TYPES = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "s
 
 
 def _render_params(manifest: Manifest) -> list[str]:
-    """The DAG's params: each top-level parameter the nodes read, typed by its value, so the
-    trigger form shows it (a DAG run's conf is passed to Kedro as runtime parameters).
-
-    Given to the DAG after its tasks, not as ``DAG(params=...)``: Airflow copies a DAG's params
-    into every task made after them, and the DAG processor serializes (and JSON-schema
-    validates) each copy at every parse, most of a large DAG's parse time. Tasks read the DAG's
-    params at run time all the same."""
+    """``params=``: each top-level parameter the nodes read, typed by its value, so the trigger
+    form shows it (a DAG run's conf is passed to Kedro as runtime parameters)."""
     if not manifest.parameters:
         return []
-    lines = [
-        "    # after the tasks, or each task would carry a copy of them (parse time)",
-        "    dag.params = {",
-    ]
+    lines = ["    params={"]
     for name, value in manifest.parameters:
         kind = next((k for t, k in _PARAM_TYPES if isinstance(value, t)), None)
         typed = f", type={kind!r}" if kind else ""
         lines.append(f"        {name!r}: Param({value!r}{typed}, description={_param_doc(name)!r}),")
-    lines.append("    }")
+    lines.append("    },")
     return lines
 
 

@@ -24,6 +24,14 @@ class KedroProjectOperator(BaseOperator):
     def __init__(self, *, project: KedroProject, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.project = project
+        # The DAG's params as its file declares them, read now: when Airflow builds a task's
+        # context it applies the run's conf to the DAG's Param objects in place, so afterwards
+        # they hold the conf, not the defaults that ``run_params`` compares it with. The task's
+        # own copy of the DAG's params goes: the task reads the DAG's at run time, and each
+        # copy would be serialized and JSON-schema-validated at every parse of the DAG file.
+        params: Any = self.params
+        self.param_defaults = {key: params.get_param(key).value for key in params}
+        self.params = type(params)()
 
     @property
     def step_name(self) -> str | None:
@@ -66,13 +74,12 @@ def dag_run_state(ti: Any, dag_id: str) -> Any:
     return state
 
 
-def run_params(context: Any, dag: Any) -> dict[str, Any]:
-    """What the DAG run's conf changes of the DAG's ``params``: the runtime parameters tasks
-    pass to Kedro (like ``kedro run --params``), see ``run_conf``."""
+def run_params(context: Any, defaults: dict[str, Any]) -> dict[str, Any]:
+    """What the DAG run's conf changes of the DAG's params (``defaults``, as the DAG file
+    declares them): the runtime parameters tasks pass to Kedro (like ``kedro run --params``),
+    see ``run_conf``."""
     from airflow_kedro_mlflow.config.run_conf import conf_of, overrides
 
-    params: Any = getattr(dag, "params", None)
-    defaults = {key: params.get_param(key).value for key in params} if params else {}
     return overrides(conf_of(context["dag_run"]), defaults)
 
 

@@ -62,7 +62,7 @@ class KedroNodePodOperator(KedroNodeOperator):
 
         self._invocation = launch.invocation_for(
             self, context, self.project_path, parent_run_id, experiment_id,
-            run_params(context, self.dag), result_file=XCOM_RESULT_FILE)
+            run_params(context, self.param_defaults), result_file=XCOM_RESULT_FILE)
         return pod_operator(self, self._invocation)
 
     def _launch(self, context: Any, parent_run_id: str | None,

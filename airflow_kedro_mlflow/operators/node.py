@@ -97,7 +97,7 @@ class KedroNodeOperator(KedroProjectOperator):
                 self.project,
                 task,
                 run_identity(context),
-                run_params(context, self.dag),
+                run_params(context, self.param_defaults),
                 parent_run_id=parent_run_id,
                 experiment_id=(
                     ti.xcom_pull(task_ids=START_TASK_ID, key=EXPERIMENT_XCOM_KEY)
@@ -134,7 +134,7 @@ class KedroNodeOperator(KedroProjectOperator):
         root = self.project.locate()
         self._invocation = launch.invocation_for(
             self, context, str(root), parent_run_id, experiment_id,
-            run_params(context, self.dag), result_file=None)
+            run_params(context, self.param_defaults), result_file=None)
         self._launcher = launch.PythonLauncher(str(self.python), self.log)
         env = launch.connection_environment(
             launch.referenced_connections(root, self.project.conf_source, self.project.env))

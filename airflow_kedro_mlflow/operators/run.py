@@ -37,7 +37,7 @@ class KedroRunStartOperator(KedroProjectOperator):
         ti = context["ti"]
         try:
             tracked = start_run(
-                self.project, run, run_params(context, self.dag),
+                self.project, run, run_params(context, self.param_defaults),
                 dag_run_state(ti, run.dag_id),
                 gate_reruns=self._gate_reruns(ti, run),
             )

@@ -55,6 +55,27 @@ def test_conf_passes_only_what_it_changes_down_to_the_nested_key():
     assert overrides({"new": {"a": 1}}, defaults) == {"new": {"a": 1}}
 
 
+def test_a_conf_still_changes_parameters_after_airflow_applied_it_to_the_params():
+    """Airflow builds each task's context by applying the run's conf to the Param objects it
+    merges, in place; the tasks must still tell the conf from the DAG's declared defaults, and
+    carry no copy of the DAG's params into the serialized DAG."""
+    from types import SimpleNamespace
+
+    from airflow.sdk.definitions.param import process_params
+
+    from airflow_kedro_mlflow.operators.base import run_params
+
+    dag = load_exported_dag(REPO / "dags" / "wine_classifier.py")
+    start, node = dag.get_task("kedro_run_start"), dag.get_task("data_processing.split_data")
+    conf = json.loads(json.dumps({k: dag.params[k] for k in dag.params}))  # the whole form
+    conf["random_forest"]["model_options"]["n_estimators"] = 7
+    for task in (start, node):  # each task's context, as the task runner makes it
+        process_params(dag, task, conf, suppress_exception=False)
+        assert not task.params
+        assert run_params({"dag_run": SimpleNamespace(conf=conf)}, task.param_defaults) == {
+            "random_forest": {"model_options": {"n_estimators": 7}}}
+
+
 def test_unknown_top_level_conf_key_is_named_nested_new_keys_are_allowed():
     parameters = {"model": {"options": {}}, "seed": 1}
     check_known({"model": {"options": {"max_depth": 3}}}, parameters, "project x")

@@ -14,7 +14,7 @@ CHECKED = {
     "kedro": ("1.6.0",),
     "kedro-mlflow": ("2.0.3",),
     "mlflow": ("3.17.2",),
-    "apache-airflow-task-sdk": ("1.3.2",),  # Airflow 3.3.2
+    "apache-airflow-task-sdk": ("1.3.1", "1.3.2"),  # Airflow 3.3.1 or 3.3.2: pip installs either
     "kubernetes": ("36.0.3",),
     "kedro-airflow": ("0.10.0", "0.11.0"),  # pip's resolver installs either in a fresh venv
     "dynaconf": ("3.3.5",),

@@ -143,3 +143,72 @@ def _settle(request: dict) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "airflow_kedro_mlflow.runtime.parent_sync"],
                           input=json.dumps(request), capture_output=True, text=True, timeout=300,
                           cwd=Path(request["dag_file"]).parent)
+
+
+def _snapshot(state: str, end: str | None, end_record: dict | None = None, clear_number: int = 1):
+    from airflow_kedro_mlflow.runtime.listener import _DagRunSnapshot
+
+    steps = {"kedro_run_start": "success", "random_forest.train_model": "success",
+             "kedro_run_end": end}
+    run = {"dag_id": "wine_classifier_s3", "run_id": "r", "state": state,
+           "clear_number": clear_number, "run_after": None, "start_date": None, "end_date": None}
+    return _DagRunSnapshot(str(REPO / "dags" / "wine_classifier_s3.py"), run, steps, end_record)
+
+
+@pytest.fixture
+def airflow_db(monkeypatch):
+    """The listener's reads of Airflow's database replayed from a list (one snapshot per read),
+    and the settling process replaced by a record of the status it would write: the
+    interleavings below take the real components seconds and luck to produce."""
+    from airflow_kedro_mlflow.runtime import listener
+
+    reads: list = []
+    written: list[str] = []
+    monkeypatch.setattr(listener, "read_dag_run", lambda *args: reads.pop(0))
+    monkeypatch.setattr(listener, "_run_settler_process",
+                        lambda snapshot: written.append(snapshot.outcome["status"]))
+    return reads, written
+
+
+def test_a_listener_write_that_may_have_undone_the_end_tasks_is_settled_again_at_the_end(airflow_db):
+    """A task marked success reruns what it had blocked, end task included. The listener's
+    RUNNING lands after the end task wrote FINISHED, and the scheduler's "success" (natural,
+    with the end task's matching record) would change nothing: the listener watches the run
+    and settles once the end task is done and the run has ended."""
+    from airflow_kedro_mlflow.runtime.listener import _Request, settle_dag_run
+
+    reads, written = airflow_db
+    record = {"status": "FINISHED", "failed_steps": [], "clear_number": 1}
+    reads += [_snapshot("running", None), _snapshot("running", "success", record)]
+    watch = settle_dag_run(_Request("wine_classifier_s3", "r", None, natural=False))
+    assert written == ["RUNNING"] and watch is not None and watch.watch
+
+    reads += [_snapshot("running", "success", record)]  # the scheduler has not ended it yet
+    assert settle_dag_run(watch) == watch and written == ["RUNNING"]
+
+    ended = _snapshot("success", "success", record)
+    reads += [ended, ended, ended]
+    assert settle_dag_run(watch) is None
+    assert written == ["RUNNING", "FINISHED"]
+
+
+def test_a_natural_end_trusts_only_an_end_task_that_succeeded(airflow_db):
+    from airflow_kedro_mlflow.runtime.listener import _Request, settle_dag_run
+
+    reads, written = airflow_db
+    record = {"status": "FINISHED", "failed_steps": [], "clear_number": 1}
+    natural = _Request("wine_classifier_s3", "r", "success", natural=True)
+    reads += [_snapshot("success", "success", record)]
+    assert settle_dag_run(natural) is None and written == []  # the end task settled exactly this
+    killed = _snapshot("success", "failed", record)  # its record, then SIGKILLed on every try
+    reads += [killed, killed]
+    assert settle_dag_run(natural) is None and written == ["FINISHED"]
+
+
+def test_a_newer_request_keeps_what_a_pending_one_asked_for():
+    from airflow_kedro_mlflow.runtime.listener import _Request
+
+    watch = _Request("d", "r", None, natural=False, watch=True)
+    natural = _Request("d", "r", "success", natural=True)
+    merged = natural.merged_with(watch)
+    assert (merged.state, merged.natural, merged.watch) == ("success", False, True)

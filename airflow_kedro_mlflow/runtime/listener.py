@@ -18,7 +18,12 @@ Airflow's database (waiting for the state change to be committed) and hands them
 process (``runtime/parent_sync.py``) that talks to MLflow, so the scheduler never waits on MLflow
 and never imports the project. After that process, the run is read again and settled again if its
 state moved meanwhile, so concurrent changes (the scheduler and the API server, two clicks) end
-with the latest state. Light module: loaded with the plugin by every Airflow process.
+with the latest state. One writer is not a listener: the end task. If it was queued or running
+around a listener's write (a task marked success reruns the tasks it blocked, end task
+included), that write may have landed after the end task's and undone it, and the run's natural
+end, which trusts the end task's record, would leave it so: the listener then watches the run
+until its end task is done and the run has ended, and settles that last. Light module: loaded
+with the plugin by every Airflow process.
 """
 
 from __future__ import annotations
@@ -50,6 +55,11 @@ SETTLE_TIMEOUT_S = 600.0
 COMMIT_WAIT_S = 15.0
 """How long to wait for the state a listener heard of to be readable (listeners are called
 before the change is committed)."""
+WATCH_INTERVAL_S = 2.0
+"""How often a watched DAG run (see the module docstring) is read again."""
+ACTIVE_TASK_STATES = frozenset({"scheduled", "queued", "running", "up_for_retry",
+                                "up_for_reschedule", "restarting", "deferred"})
+"""A task in one of these states may still run (and the end task write the parent)."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,17 @@ class _Request:
     state: str | None
     """The state the listener heard of (``None``: a task changed, read whatever the run is)."""
     natural: bool
+    watch: bool = False
+    """Settle only once the end task is done and the DAG run has ended (see the module
+    docstring), whatever the end task recorded."""
+
+    def merged_with(self, older: _Request | None) -> _Request:
+        """This request in place of a pending ``older`` one for the same run: the newest state,
+        without dropping a settle or a watch that the older one asked for."""
+        if older is None:
+            return self
+        return _Request(self.dag_id, self.run_id, self.state, self.natural and older.natural,
+                        self.watch or older.watch)
 
 
 class ParentRunListener:
@@ -169,10 +190,19 @@ class _Settler:
         self._thread = threading.Thread(target=self._serve, name="akm-parent-runs", daemon=True)
         self._thread.start()
 
-    def request(self, dag_id: str, run_id: str, state: str | None, natural: bool) -> None:
+    def request(self, dag_id: str, run_id: str, state: str | None, natural: bool,
+                watch: bool = False) -> None:
         with self._wake:
-            self._pending[(dag_id, run_id)] = _Request(dag_id, run_id, state, natural)
+            key = (dag_id, run_id)
+            new = _Request(dag_id, run_id, state, natural, watch)
+            self._pending[key] = new.merged_with(self._pending.get(key))
             self._wake.notify()
+
+    def _later(self, request: _Request) -> None:
+        timer = threading.Timer(WATCH_INTERVAL_S, self.request, (
+            request.dag_id, request.run_id, request.state, request.natural, request.watch))
+        timer.daemon = True
+        timer.start()
 
     def _serve(self) -> None:
         while True:
@@ -182,7 +212,9 @@ class _Settler:
                 key = next(iter(self._pending))
                 request = self._pending.pop(key)
             try:
-                settle_dag_run(request)
+                follow_up = settle_dag_run(request)
+                if follow_up is not None:
+                    self._later(follow_up)
             except Exception:  # never let one run stop the thread
                 log.exception("Could not settle the MLflow parent run of DAG run %s/%s",
                               request.dag_id, request.run_id)
@@ -200,17 +232,37 @@ def _settler() -> _Settler:
         return _SETTLER
 
 
-def settle_dag_run(request: _Request, attempts: int = 5) -> None:
-    """Settle the parent of one DAG run until what was settled is what Airflow says now."""
+def settle_dag_run(request: _Request, attempts: int = 5) -> _Request | None:
+    """Settle the parent of one DAG run until what was settled is what Airflow says now; the
+    request to serve again later, if the run must be watched (see the module docstring)."""
+    if request.watch:
+        snapshot = read_dag_run(request.dag_id, request.run_id, None)
+        if snapshot is None:
+            return None
+        if not snapshot.done:
+            return request
+        request = _Request(request.dag_id, request.run_id, None, natural=False)
     snapshot = read_dag_run(request.dag_id, request.run_id, request.state)
     for _ in range(attempts):
         if snapshot is None or not _needs_settling(snapshot, request.natural):
-            return
+            return None
         _run_settler_process(snapshot)
         again = read_dag_run(request.dag_id, request.run_id, None)
-        if again is None or again.outcome == snapshot.outcome:
-            return
+        if again is None:
+            return None
+        if end_task_overlapped(snapshot, again):
+            return _Request(request.dag_id, request.run_id, None, natural=False, watch=True)
+        if again.outcome == snapshot.outcome:
+            return None
         snapshot, request = again, _Request(request.dag_id, request.run_id, None, False)
+    return None
+
+
+def end_task_overlapped(before: _DagRunSnapshot, after: _DagRunSnapshot) -> bool:
+    """Whether the end task may have written the parent between two reads of its DAG run (and
+    so before or after the listener's write that happened between them)."""
+    was, now = before.task_states.get(END_TASK_ID), after.task_states.get(END_TASK_ID)
+    return was != now or was in ACTIVE_TASK_STATES or now in ACTIVE_TASK_STATES
 
 
 @dataclass(frozen=True)
@@ -219,6 +271,12 @@ class _DagRunSnapshot:
     run: dict[str, Any]
     task_states: dict[str, str | None]
     end_record: Any
+
+    @property
+    def done(self) -> bool:
+        """The DAG run has ended and its end task will write no more."""
+        return (self.run["state"] not in ("queued", "running")
+                and self.task_states.get(END_TASK_ID) not in ACTIVE_TASK_STATES)
 
     @cached_property  # the DAG file is read once per snapshot
     def outcome(self) -> dict[str, object] | None:
@@ -294,7 +352,8 @@ def _needs_settling(snapshot: _DagRunSnapshot, natural: bool) -> bool:
         return snapshot.task_states.get(START_TASK_ID) == "success"
     if state not in ("success", "failed"):
         return False
-    if natural and isinstance(snapshot.end_record, dict):
+    if (natural and isinstance(snapshot.end_record, dict)
+            and snapshot.task_states.get(END_TASK_ID) == "success"):
         return snapshot.outcome != snapshot.end_record  # else the end task settled exactly this
     return True
 

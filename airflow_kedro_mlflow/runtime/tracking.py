@@ -20,7 +20,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -117,6 +117,7 @@ class Tracker:
     """
 
     settings: MlflowSettings
+    _experiment_id: str | None = field(default=None, init=False, repr=False)
 
     @property
     def tracking_uri(self) -> str:
@@ -162,6 +163,12 @@ class Tracker:
         return MlflowClient(self.tracking_uri, self.settings.registry_uri)
 
     def experiment_id(self) -> str:
+        """The project's experiment (created, or restored if allowed), looked up once per task."""
+        if self._experiment_id is None:
+            self._experiment_id = self._find_or_create_experiment()
+        return self._experiment_id
+
+    def _find_or_create_experiment(self) -> str:
         client = self.client
         experiment = client.get_experiment_by_name(self.settings.experiment_name)
         if experiment is None:
@@ -204,7 +211,8 @@ class Tracker:
         gate_reruns: bool = True,
     ) -> Any:
         """The DAG run's parent run, RUNNING: found again (a retried start task, a cleared run)
-        or created (a new run, or a new run under the id of a deleted one).
+        or created (a new run, or a new run under the id of a deleted one). Returned as found or
+        created, for its ids: not read again after this call's updates (a request less).
 
         A rerun drops the earlier attempt's ``kedro.failed_nodes``, and its promotion verdict
         when the gate runs again (``gate_reruns``): a task cleared without the gate keeps the
@@ -236,7 +244,7 @@ class Tracker:
                 client.log_batch(parent_id, tags=incarnation)
             log.info("Reusing MLflow parent run %s of this DAG run", parent_id)
         self.log_params(parent.info.run_id, params, existing=_existing_params(parent))
-        return client.get_run(parent.info.run_id)
+        return parent
 
     def _supersede(self, parent: Any, run: RunIdentity) -> None:
         """A parent of a deleted DAG run whose id was reused: closed, never reused."""

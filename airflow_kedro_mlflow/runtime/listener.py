@@ -43,7 +43,7 @@ from typing import Any
 from airflow.listeners import hookimpl
 
 from airflow_kedro_mlflow.core.ids import END_TASK_ID, START_TASK_ID
-from airflow_kedro_mlflow.core.run_outcome import OUTCOME_XCOM_KEY
+from airflow_kedro_mlflow.core.run_outcome import OUTCOME_XCOM_KEY, RUNNING_STATES
 
 log = logging.getLogger(__name__)
 
@@ -190,17 +190,17 @@ class _Settler:
         self._thread = threading.Thread(target=self._serve, name="akm-parent-runs", daemon=True)
         self._thread.start()
 
-    def request(self, dag_id: str, run_id: str, state: str | None, natural: bool,
-                watch: bool = False) -> None:
+    def request(self, dag_id: str, run_id: str, state: str | None, natural: bool) -> None:
+        self._queue(_Request(dag_id, run_id, state, natural))
+
+    def _queue(self, request: _Request) -> None:
         with self._wake:
-            key = (dag_id, run_id)
-            new = _Request(dag_id, run_id, state, natural, watch)
-            self._pending[key] = new.merged_with(self._pending.get(key))
+            key = (request.dag_id, request.run_id)
+            self._pending[key] = request.merged_with(self._pending.get(key))
             self._wake.notify()
 
     def _later(self, request: _Request) -> None:
-        timer = threading.Timer(WATCH_INTERVAL_S, self.request, (
-            request.dag_id, request.run_id, request.state, request.natural, request.watch))
+        timer = threading.Timer(WATCH_INTERVAL_S, self._queue, (request,))
         timer.daemon = True
         timer.start()
 
@@ -235,16 +235,16 @@ def _settler() -> _Settler:
 def settle_dag_run(request: _Request, attempts: int = 5) -> _Request | None:
     """Settle the parent of one DAG run until what was settled is what Airflow says now; the
     request to serve again later, if the run must be watched (see the module docstring)."""
+    natural = request.natural
     if request.watch:
         snapshot = read_dag_run(request.dag_id, request.run_id, None)
-        if snapshot is None:
-            return None
-        if not snapshot.done:
+        if snapshot is not None and not snapshot.done:
             return request
-        request = _Request(request.dag_id, request.run_id, None, natural=False)
-    snapshot = read_dag_run(request.dag_id, request.run_id, request.state)
+        natural = False  # settled whatever the end task recorded
+    else:
+        snapshot = read_dag_run(request.dag_id, request.run_id, request.state)
     for _ in range(attempts):
-        if snapshot is None or not _needs_settling(snapshot, request.natural):
+        if snapshot is None or not _needs_settling(snapshot, natural):
             return None
         _run_settler_process(snapshot)
         again = read_dag_run(request.dag_id, request.run_id, None)
@@ -254,14 +254,14 @@ def settle_dag_run(request: _Request, attempts: int = 5) -> _Request | None:
             return _Request(request.dag_id, request.run_id, None, natural=False, watch=True)
         if again.outcome == snapshot.outcome:
             return None
-        snapshot, request = again, _Request(request.dag_id, request.run_id, None, False)
+        snapshot, natural = again, False
     return None
 
 
 def end_task_overlapped(before: _DagRunSnapshot, after: _DagRunSnapshot) -> bool:
     """Whether the end task may have written the parent between two reads of its DAG run (and
     so before or after the listener's write that happened between them)."""
-    was, now = before.task_states.get(END_TASK_ID), after.task_states.get(END_TASK_ID)
+    was, now = before.end_state, after.end_state
     return was != now or was in ACTIVE_TASK_STATES or now in ACTIVE_TASK_STATES
 
 
@@ -273,10 +273,13 @@ class _DagRunSnapshot:
     end_record: Any
 
     @property
+    def end_state(self) -> str | None:
+        return self.task_states.get(END_TASK_ID)
+
+    @property
     def done(self) -> bool:
         """The DAG run has ended and its end task will write no more."""
-        return (self.run["state"] not in ("queued", "running")
-                and self.task_states.get(END_TASK_ID) not in ACTIVE_TASK_STATES)
+        return self.run["state"] not in RUNNING_STATES and self.end_state not in ACTIVE_TASK_STATES
 
     @cached_property  # the DAG file is read once per snapshot
     def outcome(self) -> dict[str, object] | None:
@@ -347,13 +350,12 @@ def _read(dag_id: str, run_id: str) -> _DagRunSnapshot | None:
 
 def _needs_settling(snapshot: _DagRunSnapshot, natural: bool) -> bool:
     state = snapshot.run["state"]
-    if state in ("queued", "running"):
+    if state in RUNNING_STATES:
         # The start task sets the parent RUNNING when it runs; only a rerun without it needs us.
         return snapshot.task_states.get(START_TASK_ID) == "success"
     if state not in ("success", "failed"):
         return False
-    if (natural and isinstance(snapshot.end_record, dict)
-            and snapshot.task_states.get(END_TASK_ID) == "success"):
+    if natural and isinstance(snapshot.end_record, dict) and snapshot.end_state == "success":
         return snapshot.outcome != snapshot.end_record  # else the end task settled exactly this
     return True
 

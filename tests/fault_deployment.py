@@ -157,8 +157,22 @@ class Deployment:
                 return run, parent
             assert time.monotonic() < deadline, (
                 f"DAG run {run_id} is {run['state']} but its MLflow parent is "
-                f"{parent.info.status} after {timeout}s ({parent.data.tags})")
+                f"{parent.info.status} after {timeout}s ({parent.data.tags})\n"
+                + self.settling_log(run_id))
             time.sleep(1)
+
+    def settling_log(self, run_id: str) -> str:
+        """What the components' parent-run listeners did for ``run_id`` and when its tasks
+        ended: the story a failed ``settled`` needs told (CI keeps no component logs)."""
+        lines = []
+        for name in ("api-server", "scheduler"):
+            log = self.airflow.home / f"{name}.log"
+            for line in log.read_text(errors="replace").splitlines() if log.exists() else []:
+                if run_id in line and any(word in line for word in (
+                        "parent run of DAG run", "settle", "TaskInstance Finished",
+                        "DagRun Finished", "PATCH", "clearTaskInstances")):
+                    lines.append(f"{name}: {line[:400]}")
+        return "\n".join(lines[-60:])
 
     @property
     def client(self):

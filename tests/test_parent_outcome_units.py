@@ -164,9 +164,17 @@ def airflow_db(monkeypatch):
 
     reads: list = []
     written: list[str] = []
+
+    def settle(snapshot) -> bool:
+        """A status written, or (``"!"`` queued in ``written``) a settling that failed."""
+        if written and written[-1] == "!":
+            written[-1] = "failed"
+            return False
+        written.append(snapshot.outcome["status"])
+        return True
+
     monkeypatch.setattr(listener, "read_dag_run", lambda *args: reads.pop(0))
-    monkeypatch.setattr(listener, "_run_settler_process",
-                        lambda snapshot: written.append(snapshot.outcome["status"]))
+    monkeypatch.setattr(listener, "_run_settler_process", settle)
     return reads, written
 
 
@@ -212,3 +220,50 @@ def test_a_newer_request_keeps_what_a_pending_one_asked_for():
     natural = _Request("d", "r", "success", natural=True)
     merged = natural.merged_with(watch)
     assert (merged.state, merged.natural, merged.watch) == ("success", False, True)
+
+
+def test_a_settling_that_failed_is_tried_again_later_not_taken_for_settled(airflow_db):
+    """The settling process failed (MLflow refused or was away, the process was killed): the
+    run is served again after a pause that grows, settled then from the run as it is, whatever
+    the end task recorded; and given up after RETRY_LIMIT tries."""
+    from airflow_kedro_mlflow.runtime.listener import (
+        RETRY_FIRST_S,
+        RETRY_LIMIT,
+        RETRY_MAX_S,
+        _Request,
+        settle_dag_run,
+    )
+
+    reads, written = airflow_db
+    written.append("!")
+    reads += [_snapshot("success", "failed")]
+    retry = settle_dag_run(_Request("wine_classifier_s3", "r", "success", natural=True))
+    assert written == ["failed"]
+    assert retry is not None and (retry.failures, retry.natural, retry.state) == (1, False, None)
+    assert retry.delay_s == RETRY_FIRST_S
+
+    ended = _snapshot("success", "failed")
+    reads += [ended, ended]
+    assert settle_dag_run(retry) is None and written == ["failed", "FINISHED"]
+
+    late = _Request("d", "r", None, natural=False, failures=RETRY_LIMIT - 2)
+    assert late.delay_s == RETRY_MAX_S
+    assert late.retried() is not None and late.retried().retried() is None
+
+
+def test_a_tag_two_writers_drop_at_once_fails_neither(tmp_path):
+    """The end task and a listener (or two listeners) settle a parent at once and both drop
+    ``kedro.failed_nodes``: MLflow refuses the second deletion, which must not stop that
+    writer before its status write."""
+    from airflow_kedro_mlflow.runtime.mlflow_rest import tracking_client
+    from airflow_kedro_mlflow.runtime.tracking import drop_tag
+
+    client = tracking_client(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run = client.create_run(client.create_experiment("e"), tags={"kedro.failed_nodes": "a"})
+    drop_tag(client, run.info.run_id, "kedro.failed_nodes")
+    drop_tag(client, run.info.run_id, "kedro.failed_nodes")  # the other writer's
+    assert "kedro.failed_nodes" not in client.get_run(run.info.run_id).data.tags
+    client.set_tag(run.info.run_id, "kedro.failed_nodes", "a")
+    client.delete_run(run.info.run_id)
+    with pytest.raises(Exception, match="must be in the 'active' state"):
+        drop_tag(client, run.info.run_id, "kedro.failed_nodes")  # any other refusal still fails

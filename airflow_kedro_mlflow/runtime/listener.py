@@ -22,8 +22,10 @@ with the latest state. One writer is not a listener: the end task. If it was que
 around a listener's write (a task marked success reruns the tasks it blocked, end task
 included), that write may have landed after the end task's and undone it, and the run's natural
 end, which trusts the end task's record, would leave it so: the listener then watches the run
-until its end task is done and the run has ended, and settles that last. Light module: loaded
-with the plugin by every Airflow process.
+until its end task is done and the run has ended, and settles that last. A settling that fails
+(MLflow down or refusing, the process killed) is not taken for settled: the run is settled again
+later, with a growing pause, up to ``RETRY_LIMIT`` times. Light module: loaded with the plugin by
+every Airflow process.
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ COMMIT_WAIT_S = 15.0
 before the change is committed)."""
 WATCH_INTERVAL_S = 2.0
 """How often a watched DAG run (see the module docstring) is read again."""
+RETRY_FIRST_S, RETRY_MAX_S, RETRY_LIMIT = 5.0, 120.0, 12
+"""A failed settling is tried again after 5 s, then twice as long each time up to 2 minutes, 12
+times in all: about 20 minutes of pauses, beside each try's own wait for MLflow."""
 ACTIVE_TASK_STATES = frozenset({"scheduled", "queued", "running", "up_for_retry",
                                 "up_for_reschedule", "restarting", "deferred"})
 """A task in one of these states may still run (and the end task write the parent)."""
@@ -72,14 +77,34 @@ class _Request:
     watch: bool = False
     """Settle only once the end task is done and the DAG run has ended (see the module
     docstring), whatever the end task recorded."""
+    failures: int = 0
+    """How many settlings of this request failed so far."""
 
     def merged_with(self, older: _Request | None) -> _Request:
         """This request in place of a pending ``older`` one for the same run: the newest state,
-        without dropping a settle or a watch that the older one asked for."""
+        without dropping a settle, a watch or the failures that the older one had."""
         if older is None:
             return self
         return _Request(self.dag_id, self.run_id, self.state, self.natural and older.natural,
-                        self.watch or older.watch)
+                        self.watch or older.watch, max(self.failures, older.failures))
+
+    def retried(self) -> _Request | None:
+        """This request to serve again after its settling failed (``None``: given up), settled
+        then whatever the end task recorded, from the run as it is then."""
+        if self.failures + 1 >= RETRY_LIMIT:
+            log.error("Gave up settling the MLflow parent run of DAG run %s/%s after %d tries: "
+                      "it may not say what the DAG run says until the run changes state again",
+                      self.dag_id, self.run_id, RETRY_LIMIT)
+            return None
+        return _Request(self.dag_id, self.run_id, None, natural=False, watch=self.watch,
+                        failures=self.failures + 1)
+
+    @property
+    def delay_s(self) -> float:
+        """How long to wait before serving this request again (a watch, or after failures)."""
+        if self.failures:
+            return min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** (self.failures - 1))
+        return WATCH_INTERVAL_S
 
 
 class ParentRunListener:
@@ -200,7 +225,7 @@ class _Settler:
             self._wake.notify()
 
     def _later(self, request: _Request) -> None:
-        timer = threading.Timer(WATCH_INTERVAL_S, self._queue, (request,))
+        timer = threading.Timer(request.delay_s, self._queue, (request,))
         timer.daemon = True
         timer.start()
 
@@ -213,11 +238,12 @@ class _Settler:
                 request = self._pending.pop(key)
             try:
                 follow_up = settle_dag_run(request)
-                if follow_up is not None:
-                    self._later(follow_up)
-            except Exception:  # never let one run stop the thread
+            except Exception:  # never let one run stop the thread (e.g. the database is away)
                 log.exception("Could not settle the MLflow parent run of DAG run %s/%s",
                               request.dag_id, request.run_id)
+                follow_up = request.retried()
+            if follow_up is not None:
+                self._later(follow_up)
 
 
 _SETTLER: _Settler | None = None
@@ -234,7 +260,8 @@ def _settler() -> _Settler:
 
 def settle_dag_run(request: _Request, attempts: int = 5) -> _Request | None:
     """Settle the parent of one DAG run until what was settled is what Airflow says now; the
-    request to serve again later, if the run must be watched (see the module docstring)."""
+    request to serve again later, if the run must be watched or a settling failed (see the
+    module docstring)."""
     natural = request.natural
     if request.watch:
         snapshot = read_dag_run(request.dag_id, request.run_id, None)
@@ -246,7 +273,8 @@ def settle_dag_run(request: _Request, attempts: int = 5) -> _Request | None:
     for _ in range(attempts):
         if snapshot is None or not _needs_settling(snapshot, natural):
             return None
-        _run_settler_process(snapshot)
+        if not _run_settler_process(snapshot):
+            return request.retried()
         again = read_dag_run(request.dag_id, request.run_id, None)
         if again is None:
             return None
@@ -360,7 +388,8 @@ def _needs_settling(snapshot: _DagRunSnapshot, natural: bool) -> bool:
     return True
 
 
-def _run_settler_process(snapshot: _DagRunSnapshot) -> None:
+def _run_settler_process(snapshot: _DagRunSnapshot) -> bool:
+    """Whether the settling process made the parent say what ``snapshot`` says."""
     request = {**snapshot.run, "dag_file": snapshot.dag_file, "task_states": snapshot.task_states}
     label = f"{snapshot.run['dag_id']}/{snapshot.run['run_id']}"
     try:
@@ -371,15 +400,16 @@ def _run_settler_process(snapshot: _DagRunSnapshot) -> None:
     except subprocess.TimeoutExpired:
         log.warning("Settling the MLflow parent run of DAG run %s took over %.0f s: stopped",
                     label, SETTLE_TIMEOUT_S)
-        return
+        return False
     if result.returncode != 0:
         how = (f"stopped by signal {-result.returncode}" if result.returncode < 0
                else "\n".join(result.stderr.strip().splitlines()[-3:]))
         log.warning("Could not settle the MLflow parent run of DAG run %s (%s state): %s", label,
                     snapshot.run["state"], how)
-        return
+        return False
     outcome = (result.stdout.strip().splitlines() or [""])[-1]  # after Kedro's own log lines
     log.info("MLflow parent run of DAG run %s (%s): %s", label, snapshot.run["state"], outcome)
+    return True
 
 
 def settler_environment() -> dict[str, str]:

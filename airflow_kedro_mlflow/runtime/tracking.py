@@ -239,7 +239,7 @@ class Tracker:
             # A rerun decides its outcome anew: drop the verdict of the earlier attempt.
             for key in parent.data.tags:
                 if key == TAG_FAILED_NODES or (gate_reruns and key.startswith(TAG_PROMOTION_PREFIX)):
-                    client.delete_tag(parent_id, key)
+                    drop_tag(client, parent_id, key)
             if any(parent.data.tags.get(k) != v for k, v in incarnation.items()):
                 client.log_batch(parent_id, tags=incarnation)
             log.info("Reusing MLflow parent run %s of this DAG run", parent_id)
@@ -522,7 +522,7 @@ class Tracker:
             client.log_batch(parent_id, tags=tags, metrics=metrics)
         for key in stale:
             if key in current:
-                client.delete_tag(parent_id, key)
+                drop_tag(client, parent_id, key)
         if parent.info.status != outcome.status:
             if outcome.finished:
                 client.set_terminated(parent_id, status=outcome.status)
@@ -597,6 +597,18 @@ def _restore_env(name: str, value: str | None) -> None:
         os.environ.pop(name, None)
     else:
         os.environ[name] = value
+
+
+def drop_tag(client: Any, run_id: str, key: str) -> None:
+    """Delete a tag the run was read with. Two writers settle a parent at once (the end task and
+    a listener, the scheduler's and the API server's listeners): both read the tag, and MLflow
+    refuses the second deletion (``RESOURCE_DOES_NOT_EXIST``), which must not fail the writer
+    whose status write is still to come."""
+    try:
+        client.delete_tag(run_id, key)
+    except Exception as exc:
+        if getattr(exc, "error_code", None) != "RESOURCE_DOES_NOT_EXIST":
+            raise
 
 
 def _existing_params(run: Any) -> dict[str, str]:

@@ -29,7 +29,10 @@ fi
 
 mkdir -p "$here/build"
 "$repo/scripts/setup.sh" >/dev/null
-"$repo/.venv/bin/python" -m pip freeze --exclude-editable > "$here/build/constraints.txt"
+# Without Airflow's own three distributions: the stand-in carries the version docker/Dockerfile
+# names (AIRFLOW_VERSION), which pip may not have picked for .venv (it resolves setup.cfg's range).
+"$repo/.venv/bin/python" -m pip freeze --exclude-editable \
+  | grep -v -E '^apache-airflow(-core|-task-sdk)?==' > "$here/build/constraints.txt"
 
 docker build -q -t "akm-standin/airflow:${airflow_version}-python3.11" \
   --build-arg "AIRFLOW_VERSION=$airflow_version" -f "$here/airflow.Dockerfile" "$here"

@@ -267,3 +267,18 @@ def test_a_tag_two_writers_drop_at_once_fails_neither(tmp_path):
     client.delete_run(run.info.run_id)
     with pytest.raises(Exception, match="must be in the 'active' state"):
         drop_tag(client, run.info.run_id, "kedro.failed_nodes")  # any other refusal still fails
+
+
+def test_a_run_still_moving_after_every_attempt_is_looked_at_again(airflow_db):
+    """Each settling found the run changed again (three clicks in a row): the last write may be
+    stale, so the run is served again shortly instead of being taken for settled."""
+    from airflow_kedro_mlflow.runtime.listener import WATCH_INTERVAL_S, _Request, settle_dag_run
+
+    reads, written = airflow_db
+    reads += [_snapshot("failed", "success"), _snapshot("running", "success"),
+              _snapshot("success", "success")]
+    again = settle_dag_run(_Request("wine_classifier_s3", "r", "failed", natural=False),
+                           attempts=2)
+    assert written == ["FAILED", "RUNNING"]
+    assert again is not None and (again.state, again.natural, again.watch) == (None, False, False)
+    assert again.delay_s == WATCH_INTERVAL_S

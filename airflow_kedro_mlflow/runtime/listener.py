@@ -283,7 +283,8 @@ def settle_dag_run(request: _Request, attempts: int = 5) -> _Request | None:
         if again.outcome == snapshot.outcome:
             return None
         snapshot, natural = again, False
-    return None
+    # Still moving after ``attempts`` settlings: look again shortly rather than trust the last.
+    return _Request(request.dag_id, request.run_id, None, natural=False)
 
 
 def end_task_overlapped(before: _DagRunSnapshot, after: _DagRunSnapshot) -> bool:

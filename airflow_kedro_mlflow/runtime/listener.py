@@ -88,6 +88,12 @@ class _Request:
         return _Request(self.dag_id, self.run_id, self.state, self.natural and older.natural,
                         self.watch or older.watch, max(self.failures, older.failures))
 
+    def again(self, watch: bool = False, failures: int = 0) -> _Request:
+        """This run to serve again later, read as it is then and settled whatever the end task
+        recorded."""
+        return _Request(self.dag_id, self.run_id, None, natural=False, watch=watch,
+                        failures=failures)
+
     def retried(self) -> _Request | None:
         """This request to serve again after its settling failed (``None``: given up), settled
         then whatever the end task recorded, from the run as it is then."""
@@ -96,8 +102,7 @@ class _Request:
                       "it may not say what the DAG run says until the run changes state again",
                       self.dag_id, self.run_id, RETRY_LIMIT)
             return None
-        return _Request(self.dag_id, self.run_id, None, natural=False, watch=self.watch,
-                        failures=self.failures + 1)
+        return self.again(self.watch, self.failures + 1)
 
     @property
     def delay_s(self) -> float:
@@ -279,12 +284,12 @@ def settle_dag_run(request: _Request, attempts: int = 5) -> _Request | None:
         if again is None:
             return None
         if end_task_overlapped(snapshot, again):
-            return _Request(request.dag_id, request.run_id, None, natural=False, watch=True)
+            return request.again(watch=True)
         if again.outcome == snapshot.outcome:
             return None
         snapshot, natural = again, False
     # Still moving after ``attempts`` settlings: look again shortly rather than trust the last.
-    return _Request(request.dag_id, request.run_id, None, natural=False)
+    return request.again()
 
 
 def end_task_overlapped(before: _DagRunSnapshot, after: _DagRunSnapshot) -> bool:
